@@ -1,0 +1,49 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Shared argparse options and error handling of the command-line tools."""
+
+import argparse
+import logging
+import sys
+from typing import Callable, Sequence
+
+from lseg_ros.core.backends.base import BACKENDS, PRECISIONS
+from lseg_ros.core.errors import LsegError
+from lseg_ros.core.pipeline import DEFAULT_INPUT_SIZE
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=True) -> None:
+    """Add --checkpoint, --backend, --device, --precision, --engine, --onnx and --size."""
+    group = parser.add_argument_group('model')
+    group.add_argument('--checkpoint', required=checkpoint_required,
+                       help='official lang-seg checkpoint (demo_e200.ckpt, fss_rn101.ckpt, ...)')
+    group.add_argument('--backend', default='auto', choices=BACKENDS,
+                       help='image encoder backend (default: auto)')
+    group.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    group.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                       help='precision of the torch backend (default: fp32)')
+    group.add_argument('--engine', help='TensorRT engine file (backend tensorrt)')
+    group.add_argument('--onnx', help='ONNX image encoder file (backend onnxruntime)')
+    group.add_argument('--size', type=int, default=DEFAULT_INPUT_SIZE,
+                       help='long side of the network input in pixels; padded to a multiple '
+                            f'of 32 (default: {DEFAULT_INPUT_SIZE})')
+    parser.add_argument('-v', '--verbose', action='store_true', help='log at DEBUG level')
+
+
+def run_main(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
+             argv: Sequence[str] = None) -> int:
+    """Parse ``argv``, set up logging and run ``main``.
+
+    An :class:`LsegError` or a missing file becomes one ``error:`` line and exit code 1
+    (argparse errors exit with 2).
+    """
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, 'verbose', False) else logging.INFO,
+                        format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return main(args) or 0
+    except (LsegError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        print(f'{parser.prog}: error: {error}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,79 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The segmentation head: features x text embeddings -> logits -> mask and confidence.
+
+Logits follow the official network: per-pixel L2-normalised image features dotted with the
+L2-normalised text embeddings, times 1/0.07, then x2 bilinear upsampling with
+``align_corners=True`` to the network input size.  Masks are the argmax over labels.
+
+Confidence is defined as the softmax probability of the winning label over the current
+labels at the model's logit scale (1/0.07): 1/K for a pixel where every label is equally
+likely, close to 1 where one label clearly wins.
+
+Back to the source image size: the logits of the valid (unpadded) region are resized
+bilinearly (``align_corners=False``, the same pixel mapping as the input resize) to the
+source size and then reduced; this is done in chunks of labels with an online softmax, so
+memory stays bounded for many labels and large images while the result equals resizing
+all logits at once.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from lseg_ros.core.decoder import upsample2x
+from lseg_ros.core.preprocess import Geometry
+from lseg_ros.core.variants import LOGIT_SCALE
+
+#: Upper bound of elements of one chunk of resized logits.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def text_weights(text_features: torch.Tensor) -> torch.Tensor:
+    """Return L2-normalised text embeddings times the logit scale: (K, D)."""
+    return F.normalize(text_features.float(), dim=-1) * LOGIT_SCALE
+
+
+def normalize_features(image_features: torch.Tensor) -> torch.Tensor:
+    """Return per-pixel L2-normalised (B, D, h, w) features."""
+    return F.normalize(image_features.float(), dim=1)
+
+
+def logits_at_input(image_features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w) features and (K, D) weights -> (B, K, 2h, 2w) logits (official head)."""
+    low = torch.einsum('bdhw,kd->bkhw', normalize_features(image_features), weights)
+    return upsample2x(low)
+
+
+def reduce_logits(logits: torch.Tensor, geometry: Geometry, confidence: bool = False
+                  ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(1, K, H', W') network-size logits -> (H, W) label index and optional confidence.
+
+    Crops the padding, resizes to the source size (when it differs) and takes the argmax,
+    chunked over labels.  Returns int64 indices and float32 softmax confidence (or None).
+    """
+    rh, rw = geometry.resized
+    logits = logits[0, :, :rh, :rw]
+    k = logits.shape[0]
+    size = geometry.source
+    same = size == (rh, rw)
+    chunk = max(1, CHUNK_ELEMENTS // (size[0] * size[1]))
+    best = index = total = None
+    for start in range(0, k, chunk):
+        part = logits[start:start + chunk]
+        if not same:
+            part = F.interpolate(part.unsqueeze(0), size=size, mode='bilinear',
+                                 align_corners=False).squeeze(0)
+        part_best, part_index = part.max(dim=0)
+        if best is None:
+            best, index = part_best, part_index
+            if confidence:
+                total = torch.exp(part - best).sum(dim=0)
+            continue
+        new_best = torch.maximum(best, part_best)
+        if confidence:
+            total = total * torch.exp(best - new_best) + torch.exp(part - new_best).sum(dim=0)
+        index = torch.where(part_best > best, part_index + start, index)
+        best = new_best
+    return index, (total.reciprocal() if confidence else None)

@@ -1,0 +1,165 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""LSeg image encoders (ViT-L/16 and ResNet101) with the official module names.
+
+The state_dict keys of :class:`LsegImageEncoder` are exactly the official checkpoint keys
+(without ``net.``) of the groups the image encoder uses.  The code is export-friendly
+(lseg_spec.md §7): the four ViT block outputs are returned explicitly (no forward hooks),
+the token grid is reshaped with ``reshape`` (no run-time ``nn.Unflatten``) and nothing
+depends on global state.
+"""
+
+from functools import partial
+
+from timm.models.vision_transformer import Block
+import torch
+from torch import nn
+import torch.nn.functional as F
+import torchvision
+
+from lseg_ros.core.decoder import Scratch
+from lseg_ros.core.variants import Variant
+
+VIT_DIM = 1024
+VIT_DEPTH = 24
+VIT_HEADS = 16
+VIT_PATCH = 16
+VIT_GRID = 24          # pos_embed grid of the 384x384 timm model
+VIT_TAPS = (5, 11, 17, 23)
+
+
+class PatchEmbed(nn.Module):
+    """Holds ``patch_embed.proj`` (16x16/16 conv)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, VIT_DIM, VIT_PATCH, stride=VIT_PATCH)
+
+
+class VitTrunk(nn.Module):
+    """timm ``vit_large_patch16_384`` without its final norm and classifier (unused by LSeg)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, VIT_DIM))
+        self.pos_embed = nn.Parameter(torch.zeros(1, VIT_GRID * VIT_GRID + 1, VIT_DIM))
+        self.patch_embed = PatchEmbed()
+        norm = partial(nn.LayerNorm, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            Block(VIT_DIM, VIT_HEADS, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm)
+            for _ in range(VIT_DEPTH))
+
+    def resized_pos_embed(self, gh: int, gw: int) -> torch.Tensor:
+        """Position embedding for a gh x gw token grid (official ``_resize_pos_embed``)."""
+        cls_pos = self.pos_embed[:, :1]
+        grid = self.pos_embed[:, 1:].reshape(1, VIT_GRID, VIT_GRID, VIT_DIM).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(gh, gw), mode='bilinear', align_corners=False)
+        grid = grid.permute(0, 2, 3, 1).reshape(1, gh * gw, VIT_DIM)
+        return torch.cat([cls_pos, grid], dim=1)
+
+    def forward(self, x: torch.Tensor):
+        """Return the tokens after blocks 5, 11, 17 and 23 (cls token included)."""
+        b, _, h, w = x.shape
+        tokens = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
+        tokens = tokens + self.resized_pos_embed(h // VIT_PATCH, w // VIT_PATCH)
+        taps = []
+        for index, block in enumerate(self.blocks):
+            tokens = block(tokens)
+            if index in VIT_TAPS:
+                taps.append(tokens)
+        return taps
+
+
+class ProjectReadout(nn.Module):
+    """DPT ``readout='project'``: concatenate the cls token to every patch token, project."""
+
+    def __init__(self):
+        super().__init__()
+        self.project = nn.Sequential(nn.Linear(2 * VIT_DIM, VIT_DIM), nn.GELU())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Map (B, 1+N, C) tokens to (B, N, C)."""
+        patches = tokens[:, 1:]
+        readout = tokens[:, :1].expand_as(patches)
+        return self.project(torch.cat([patches, readout], dim=-1))
+
+
+class Reassemble(nn.Module):
+    """``act_postprocessN``: readout, tokens to a grid, 1x1 conv, then a resampling layer.
+
+    Children are named ``0``, ``3`` and ``4`` like the official ``nn.Sequential`` (whose
+    parameter-free ``1`` Transpose and ``2`` Unflatten are done inline here).
+    """
+
+    def __init__(self, out_channels: int, resample: nn.Module = None):
+        super().__init__()
+        self.add_module('0', ProjectReadout())
+        self.add_module('3', nn.Conv2d(VIT_DIM, out_channels, 1))
+        if resample is not None:
+            self.add_module('4', resample)
+
+    def forward(self, tokens: torch.Tensor, gh: int, gw: int) -> torch.Tensor:
+        """Turn (B, 1+gh*gw, C) tokens into a feature map."""
+        x = getattr(self, '0')(tokens)
+        x = x.transpose(1, 2).reshape(x.shape[0], VIT_DIM, gh, gw)
+        x = getattr(self, '3')(x)
+        resample = getattr(self, '4', None)
+        return x if resample is None else resample(x)
+
+
+class VitBackbone(nn.Module):
+    """``pretrained`` of the ViT-L/16 LSeg: trunk + four reassemble stages."""
+
+    in_channels = (256, 512, 1024, 1024)
+
+    def __init__(self):
+        super().__init__()
+        self.model = VitTrunk()
+        self.act_postprocess1 = Reassemble(256, nn.ConvTranspose2d(256, 256, 4, stride=4))
+        self.act_postprocess2 = Reassemble(512, nn.ConvTranspose2d(512, 512, 2, stride=2))
+        self.act_postprocess3 = Reassemble(1024)
+        self.act_postprocess4 = Reassemble(1024, nn.Conv2d(1024, 1024, 3, stride=2, padding=1))
+
+    def forward(self, x: torch.Tensor):
+        """Return the four levels at H/4, H/8, H/16 and H/32."""
+        gh, gw = x.shape[2] // VIT_PATCH, x.shape[3] // VIT_PATCH
+        t1, t2, t3, t4 = self.model(x)
+        return (self.act_postprocess1(t1, gh, gw), self.act_postprocess2(t2, gh, gw),
+                self.act_postprocess3(t3, gh, gw), self.act_postprocess4(t4, gh, gw))
+
+
+class ResnetBackbone(nn.Module):
+    """``pretrained`` of the ResNet101 LSeg: torchvision resnet101 without avgpool/fc."""
+
+    in_channels = (256, 512, 1024, 2048)
+
+    def __init__(self):
+        super().__init__()
+        net = torchvision.models.resnet101(weights=None)
+        self.layer1 = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
+        self.layer2 = net.layer2
+        self.layer3 = net.layer3
+        self.layer4 = net.layer4
+
+    def forward(self, x: torch.Tensor):
+        """Return the four levels at H/4, H/8, H/16 and H/32."""
+        l1 = self.layer1(x)
+        l2 = self.layer2(l1)
+        l3 = self.layer3(l2)
+        return l1, l2, l3, self.layer4(l3)
+
+
+class LsegImageEncoder(nn.Module):
+    """Normalised (B, 3, H, W) image, H and W multiples of 32 -> (B, 512, H/2, W/2) features."""
+
+    def __init__(self, variant: Variant):
+        super().__init__()
+        self.variant = variant
+        backbone = VitBackbone if variant.name == 'vit_l16' else ResnetBackbone
+        self.pretrained = backbone()
+        self.scratch = Scratch(backbone.in_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode an image into per-pixel (not normalised) embeddings at half resolution."""
+        return self.scratch(*self.pretrained(x))

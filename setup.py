@@ -1,0 +1,33 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""ament_python package setup for lseg_ros."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'lseg_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(include=[PACKAGE, PACKAGE + '.*']),
+    package_data={PACKAGE: ['core/manifests/*.json']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml', 'README.md']),
+        ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='lseg_ros maintainers',
+    maintainer_email='maintainers@lseg-ros.dev',
+    description='Open-vocabulary semantic segmentation (LSeg + CLIP) for ROS 2',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'lseg_segment = lseg_ros.cli.segment:entry',
+        ],
+    },
+)

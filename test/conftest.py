@@ -1,0 +1,76 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures: official-layout checkpoints with the reference weights, the reference data.
+
+Checkpoints are generated once (about 20 s for ViT-L/16) and cached in
+``$LSEG_ROS_CACHE/test`` (default ``~/.cache/lseg_ros/test``), keyed by the manifest and the
+weight procedure, so repeated runs reuse them.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lseg_ros.core.synthetic import write_reference_checkpoint
+from lseg_ros.core.variants import MANIFEST_DIR, RN101, VIT_L16
+from lseg_ros.core.wordfree import cache_dir
+
+DATA = Path(__file__).resolve().parent / 'data'
+SYNTHETIC_SOURCE = Path(__file__).resolve().parents[1] / 'lseg_ros' / 'core' / 'synthetic.py'
+
+
+def cached_checkpoint(variant) -> str:
+    """Path of the reference-weights checkpoint of ``variant``, generating it if needed."""
+    digest = hashlib.sha256((MANIFEST_DIR / variant.manifest_file).read_bytes()
+                            + SYNTHETIC_SOURCE.read_bytes()).hexdigest()[:12]
+    path = cache_dir() / 'test' / f'{variant.name}_reference_{digest}.ckpt'
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f'{variant.name}_reference_*.ckpt'):
+            old.unlink()
+        write_reference_checkpoint(str(path), variant)
+    return str(path)
+
+
+@pytest.fixture(scope='session')
+def vit_checkpoint() -> str:
+    """Return an official-layout ViT-L/16 checkpoint with the reference weights."""
+    return cached_checkpoint(VIT_L16)
+
+
+@pytest.fixture(scope='session')
+def rn_checkpoint() -> str:
+    """Return an official-layout ResNet101-zs checkpoint with the reference weights."""
+    return cached_checkpoint(RN101)
+
+
+@pytest.fixture(scope='session')
+def reference():
+    """Return the official ViT-L/16 outputs for one 96x128 image (test/data/README.md)."""
+    with np.load(DATA / 'lseg_vitl16_96x128.npz') as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope='session')
+def vit_weights(vit_checkpoint):
+    """Return checked and split ViT-L/16 weights (memory-mapped)."""
+    from lseg_ros.core.checkpoint import load_weights
+    return load_weights(vit_checkpoint)
+
+
+@pytest.fixture(scope='session')
+def vit_pipeline(vit_weights):
+    """Return a CPU fp32 ViT-L/16 pipeline at input size 128 with the reference labels."""
+    from lseg_ros.core.pipeline import LsegPipeline
+    return LsegPipeline.from_checkpoint(vit_weights, backend='torch', device='cpu',
+                                        input_size=128, labels='dog, grass, other')
+
+
+@pytest.fixture(scope='session')
+def rn_pipeline(rn_checkpoint):
+    """Return a CPU fp32 ResNet101 pipeline at input size 160."""
+    from lseg_ros.core.pipeline import LsegPipeline
+    return LsegPipeline.from_checkpoint(rn_checkpoint, backend='torch', device='cpu',
+                                        input_size=160, labels='others, dog')

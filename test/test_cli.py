@@ -1,0 +1,54 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""lseg_segment: bad input gives one error line and exit code 1; outputs are written."""
+
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from lseg_ros.cli.segment import entry, write_image
+
+
+@pytest.fixture()
+def image(tmp_path):
+    path = tmp_path / 'in.png'
+    write_image(str(path), np.random.default_rng(0).integers(0, 256, (97, 131, 3), np.uint8))
+    return str(path)
+
+
+def test_writes_overlay_and_mask(rn_checkpoint, image, tmp_path):
+    out = tmp_path / 'sub' / 'seg.png'
+    assert entry(['--checkpoint', rn_checkpoint, '--image', image, '--labels', 'a, b, c',
+                  '--size', '96', '--device', 'cpu', '--output', str(out)]) == 0
+    overlay = cv2.imread(str(out))
+    mask = cv2.imread(str(tmp_path / 'sub' / 'seg_mask.png'), cv2.IMREAD_UNCHANGED)
+    assert overlay.shape == (97, 131, 3) and mask.shape == (97, 131) and mask.max() <= 2
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--labels', 'a,,b'], 'label 2 of 3 is empty'),
+    (['--labels', 'a', '--checkpoint', '/nonexistent.ckpt'], 'checkpoint not found'),
+    (['--labels', 'a', '--image', '/nonexistent.png'], 'image not found'),
+    (['--labels', 'a', '--alpha', '2'], 'alpha'),
+])
+def test_errors_are_one_line(rn_checkpoint, image, tmp_path, capsys, args, message):
+    base = {'--checkpoint': rn_checkpoint, '--image': image,
+            '--output': str(tmp_path / 'o.png'), '--device': 'cpu'}
+    for key, value in zip(args[::2], args[1::2]):
+        base[key] = value
+    argv = [x for kv in base.items() for x in kv]
+    assert entry(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_installed_console_script_runs(rn_checkpoint, image, tmp_path):
+    out = subprocess.run(['lseg_segment', '--checkpoint', rn_checkpoint, '--image', image,
+                          '--labels', 'x, y', '--size', '64', '--device', 'cpu',
+                          '--output', str(tmp_path / 'o.png')],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert 'wrote' in out.stdout
