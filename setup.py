@@ -28,6 +28,11 @@ setup(
     entry_points={
         'console_scripts': [
             'lseg_segment = lseg_ros.cli.segment:entry',
+            'lseg_node = lseg_ros.node:entry',
+            'bench = lseg_ros.bench:entry',
+            'segment_bag = lseg_ros.cli.segment_bag:entry',
+            'make_sample_bag = lseg_ros.sample_bag:entry',
+            'lseg_replay = lseg_ros.replay:entry',
         ],
     },
 )

@@ -1,0 +1,84 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""rclpy message <-> numpy conversions for the node (thin wrappers over image_codec)."""
+
+import json
+from typing import Optional, Sequence
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
+
+from lseg_ros.image_codec import decode_compressed, decode_image, image_fields
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """Decode a sensor_msgs Image or CompressedImage to RGB uint8."""
+    if isinstance(msg, CompressedImage):
+        return decode_compressed(msg.format, msg.data)
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                        bool(msg.is_bigendian))
+
+
+def is_bgr(msg) -> bool:
+    """Whether the input's channel order is BGR (the overlay then keeps it)."""
+    if isinstance(msg, CompressedImage):
+        return 'bgr' in msg.format.lower() or 'rgb' not in msg.format.lower()
+    return msg.encoding.lower().startswith('bgr')
+
+
+def to_image_msg(array: np.ndarray, encoding: str, header) -> Image:
+    """Build a sensor_msgs/Image with ``header`` from an array of ``encoding``."""
+    encoding, height, width, step, data = image_fields(array, encoding)
+    msg = Image(header=header, height=height, width=width, encoding=encoding,
+                is_bigendian=0, step=step)
+    msg.data = data
+    return msg
+
+
+def labels_json(labels: Sequence[str], version: int, dim: int) -> String:
+    """Build the ``~/labels`` message: ``{"labels": [...], "version": n, "embedding_dim": d}``."""
+    return String(data=json.dumps({'labels': list(labels), 'version': version,
+                                   'embedding_dim': dim}))
+
+
+def embeddings_msg(weights: np.ndarray) -> Float32MultiArray:
+    """(K, D) float32 -> Float32MultiArray with dims ``labels`` x ``embedding``."""
+    k, d = weights.shape
+    msg = Float32MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label='labels', size=k, stride=k * d),
+                      MultiArrayDimension(label='embedding', size=d, stride=d)]
+    msg.data = np.ascontiguousarray(weights, dtype=np.float32).ravel().tolist()
+    return msg
+
+
+def scaled_camera_info(info: CameraInfo, header, width: int, height: int,
+                       ax: float = 1.0, bx: float = 0.0, ay: float = 1.0,
+                       by: float = 0.0) -> CameraInfo:
+    """Return the CameraInfo of an image grid whose index j maps to source pixel ``a * j + b``.
+
+    Intrinsics transform as ``f' = f / a`` and ``c' = (c - b) / a`` (K and P); distortion,
+    R and the binning/ROI fields are kept.  With the defaults it only replaces the header.
+    """
+    out = CameraInfo(header=header, height=height, width=width,
+                     distortion_model=info.distortion_model, d=list(info.d), r=list(info.r),
+                     binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi)
+    k = list(info.k)
+    p = list(info.p)
+    k[0], k[2] = k[0] / ax, (k[2] - bx) / ax
+    k[4], k[5] = k[4] / ay, (k[5] - by) / ay
+    p[0], p[2], p[3] = p[0] / ax, (p[2] - bx * p[10]) / ax, p[3] / ax
+    p[5], p[6], p[7] = p[5] / ay, (p[6] - by * p[10]) / ay, p[7] / ay
+    out.k, out.p = k, p
+    return out
+
+
+def label_info_msg(labels: Sequence[str], header) -> Optional[object]:
+    """vision_msgs/LabelInfo for ``labels`` (None where vision_msgs is not installed)."""
+    try:
+        from vision_msgs.msg import LabelInfo, VisionClass
+    except ImportError:
+        return None
+    return LabelInfo(header=header, threshold=0.0,
+                     class_map=[VisionClass(class_id=i, class_name=name)
+                                for i, name in enumerate(labels)])

@@ -1,0 +1,422 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The ``/lseg`` node: a thin ROS 2 adapter around :class:`LsegPipeline`.
+
+Threads: the executor runs subscriptions, parameter services and the diagnostics timer,
+and never inference; the image callback only drops the message into a one-frame
+:class:`LatestSlot` (newest frame wins, replaced frames are counted as dropped).  A frame
+worker thread converts, segments and publishes; a label worker thread computes text
+embeddings for new labels and swaps them in atomically with a new label version, so the
+stream never stalls on a label change.
+"""
+
+import json
+import queue
+import signal
+import sys
+import threading
+import time
+from typing import Dict, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_system_default,
+                       QoSProfile, ReliabilityPolicy)
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Float32MultiArray, String
+
+from lseg_ros.conversions import (embeddings_msg, image_to_rgb, is_bgr, label_info_msg,
+                                  labels_json, scaled_camera_info, to_image_msg)
+from lseg_ros.core.errors import ImageError, LabelError, LsegError
+from lseg_ros.core.labels import parse_labels
+from lseg_ros.core.pipeline import LabelSet, LsegPipeline, OutputRequest
+from lseg_ros.frame_slot import LatestSlot, RollingStats
+from lseg_ros.image_codec import confidence_to_mono8, mask_encoding
+from lseg_ros.params import PARAMS
+
+NODE_NAME = 'lseg'
+WARN_PERIOD_S = 5.0
+
+
+def input_qos(name: str) -> QoSProfile:
+    """Return the QoS of the image subscription for an ``input_qos`` value."""
+    if name == 'system_default':
+        return qos_profile_system_default
+    reliability = ReliabilityPolicy.RELIABLE if name == 'reliable' else \
+        ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
+                        reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                             reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def descriptor(param) -> ParameterDescriptor:
+    """Return the ParameterDescriptor of a :class:`~lseg_ros.params.Param`."""
+    text = param.description
+    if param.choices:
+        text += f' One of: {", ".join(param.choices)}.'
+    desc = ParameterDescriptor(description=text, read_only=param.read_only)
+    if param.int_range:
+        desc.integer_range = [IntegerRange(from_value=param.int_range[0],
+                                           to_value=param.int_range[1], step=1)]
+    if param.float_range:
+        desc.floating_point_range = [FloatingPointRange(from_value=param.float_range[0],
+                                                        to_value=param.float_range[1],
+                                                        step=0.0)]
+    if param.choices:
+        desc.additional_constraints = 'one of: ' + ', '.join(param.choices)
+    return desc
+
+
+class LsegNode(Node):
+    """Open-vocabulary semantic segmentation of a camera stream."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        start = time.monotonic()
+        for param in PARAMS:
+            self.declare_parameter(param.name, param.default, descriptor(param))
+        self.settings = {p.name: self.get_parameter(p.name).value for p in PARAMS}
+        self._check_choices(self.settings)
+        self.pipeline = self._load_pipeline()
+        self.stats = RollingStats()
+        self.slot = LatestSlot()
+        self._camera_info: Optional[CameraInfo] = None
+        self.transport_lost = 0
+        self._warned: Dict[str, float] = {}
+        self._make_publishers()
+        if self.settings['warmup']:
+            size = self.pipeline.input_size
+            self.pipeline.warmup(size * 3 // 4, size)
+        self._publish_labels(self.pipeline.labels)
+        self._label_queue: 'queue.Queue[Optional[tuple]]' = queue.Queue()
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._threads = [threading.Thread(target=self._frame_loop, name='lseg-frames',
+                                          daemon=True),
+                         threading.Thread(target=self._label_loop, name='lseg-labels',
+                                          daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        self._make_subscriptions()
+        self.startup_s = time.monotonic() - start
+        self.create_timer(self.settings['diagnostics_period'], self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        info = self.pipeline.describe()
+        self.get_logger().info(
+            f'ready in {self.startup_s:.1f} s: checkpoint {self.settings["checkpoint"]}, '
+            f'variant {info["variant"]}, backend {info["backend"]} on {info["device"]}, '
+            f'precision {info["precision"]}, engine {self.settings["engine"] or "-"}, '
+            f'input size {info["input_size"]}, input QoS {self.settings["input_qos"]}, '
+            f'labels v{self.pipeline.labels.version} {list(self.pipeline.labels.labels)}')
+
+    # ---------------------------------------------------------------------------- set-up
+    def _check_choices(self, values) -> None:
+        for param in PARAMS:
+            if param.choices and param.name in values and values[param.name] not in param.choices:
+                raise LsegError(f'parameter {param.name}={values[param.name]!r} is not one of '
+                                f'{", ".join(param.choices)}')
+
+    def _load_pipeline(self) -> LsegPipeline:
+        s = self.settings
+        if not s['checkpoint']:
+            raise LsegError('parameter checkpoint is empty: set it to an official lang-seg '
+                            'checkpoint, e.g. checkpoint:=/path/to/demo_e200.ckpt '
+                            '(see models/README.md)')
+        from lseg_ros.core.backends import resolve_device
+        device = resolve_device(s['device'])
+        precision = s['precision']
+        if precision == 'auto':
+            precision = 'fp16' if device.type == 'cuda' else 'fp32'
+        return LsegPipeline.from_checkpoint(
+            s['checkpoint'], backend=s['backend'], device=device, precision=precision,
+            input_size=s['input_size'], labels=s['labels'], engine=s['engine'] or None,
+            onnx=s['onnx'] or None)
+
+    def _make_publishers(self) -> None:
+        self.pub_mask = self.create_publisher(Image, '~/mask', OUTPUT_QOS)
+        self.pub_confidence = self.create_publisher(Image, '~/confidence', OUTPUT_QOS)
+        self.pub_overlay = self.create_publisher(Image, '~/overlay', OUTPUT_QOS)
+        self.pub_features = self.create_publisher(Image, '~/features', OUTPUT_QOS)
+        self.pub_camera_info = self.create_publisher(CameraInfo, '~/camera_info', OUTPUT_QOS)
+        self.pub_features_info = self.create_publisher(CameraInfo, '~/features/camera_info',
+                                                       OUTPUT_QOS)
+        self.pub_result = self.create_publisher(String, '~/result_info', OUTPUT_QOS)
+        self.pub_labels = self.create_publisher(String, '~/labels', LATCHED_QOS)
+        self.pub_embeddings = self.create_publisher(Float32MultiArray, '~/text_embeddings',
+                                                    LATCHED_QOS)
+        self.pub_label_info = None
+        try:
+            from vision_msgs.msg import LabelInfo
+            self.pub_label_info = self.create_publisher(LabelInfo, '~/label_info', LATCHED_QOS)
+        except ImportError:
+            self.get_logger().info('vision_msgs is not installed: ~/label_info is not published')
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+    def _make_subscriptions(self) -> None:
+        qos = input_qos(self.settings['input_qos'])
+        events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
+        if self.settings['compressed_input']:
+            self.create_subscription(CompressedImage, 'image/compressed', self.slot.put, qos,
+                                     event_callbacks=events)
+        else:
+            self.create_subscription(Image, 'image', self.slot.put, qos,
+                                     event_callbacks=events)
+        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
+                                 CAMERA_INFO_QOS)
+
+    def _on_message_lost(self, event) -> None:
+        """Count frames the middleware lost before they reached the node (best effort)."""
+        self.transport_lost += event.total_count_change
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    # ------------------------------------------------------------------------ parameters
+    def _validate_parameters(self, params) -> SetParametersResult:
+        """Refuse bad values with a reason (ranges and read-only are checked by rclpy)."""
+        for param in params:
+            if param.name == 'labels':
+                try:
+                    self.pipeline.text_encoder.tokenize(parse_labels(param.value))
+                except LabelError as error:
+                    return SetParametersResult(successful=False,
+                                               reason=f'labels refused: {error}')
+            try:
+                self._check_choices({param.name: param.value})
+            except LsegError as error:
+                return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params) -> None:
+        for param in params:
+            if param.name in self.settings:
+                self.settings[param.name] = param.value
+            if param.name == 'labels':
+                self._label_queue.put((param.value,))
+
+    def _label_loop(self) -> None:
+        while True:
+            request = self._label_queue.get()
+            if request is None:
+                return
+            while not self._label_queue.empty():        # coalesce: only the newest matters
+                newer = self._label_queue.get()
+                if newer is None:
+                    return
+                request = newer
+            try:
+                label_set = self.pipeline.install_labels(self.pipeline.prepare_labels(request[0]))
+            except Exception as error:  # noqa: B902 - keep the old labels, say why
+                self.get_logger().error(f'labels {request[0]!r} not applied, keeping '
+                                        f'{list(self.pipeline.labels.labels)}: {error}')
+                continue
+            self._publish_labels(label_set)
+            self.get_logger().info(f'labels v{label_set.version}: {list(label_set.labels)}')
+
+    def _publish_labels(self, label_set: LabelSet) -> None:
+        weights = label_set.weights.float().cpu().numpy()
+        self.pub_labels.publish(labels_json(label_set.labels, label_set.version,
+                                            weights.shape[1]))
+        self.pub_embeddings.publish(embeddings_msg(weights / np.linalg.norm(
+            weights, axis=1, keepdims=True)))
+        if self.pub_label_info is not None:
+            header = self._header_now()
+            self.pub_label_info.publish(label_info_msg(label_set.labels, header))
+
+    def _header_now(self):
+        from std_msgs.msg import Header
+        return Header(stamp=self.get_clock().now().to_msg(), frame_id='')
+
+    # ---------------------------------------------------------------------------- frames
+    def _warn(self, key: str, text: str) -> None:
+        now = time.monotonic()
+        if now - self._warned.get(key, -1e9) >= WARN_PERIOD_S:
+            self._warned[key] = now
+            self.get_logger().warning(text)
+
+    def _frame_loop(self) -> None:
+        last_start = 0.0
+        while not self.slot.closed:
+            rate = self.settings['max_rate_hz']
+            if rate > 0:
+                delay = last_start + 1.0 / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(min(delay, 0.5))
+                    continue
+            got = self.slot.take(timeout=0.5)
+            if got is None:
+                continue
+            last_start = time.monotonic()
+            try:
+                self._process(*got)
+            except ImageError as error:
+                self.stats.add_bad()
+                self._warn('bad', f'frame skipped: {error}')
+            except Exception as error:  # noqa: B902 - one bad frame must not stop the node
+                self.stats.add_bad()
+                self._warn('error', f'frame failed: {type(error).__name__}: {error}')
+
+    def _wanted(self, publisher, switch: str) -> bool:
+        return self.settings[switch] and publisher.get_subscription_count() > 0
+
+    def _process(self, msg, received: float) -> None:
+        t0 = time.perf_counter()
+        rgb = image_to_rgb(msg)
+        convert_ms = 1000 * (time.perf_counter() - t0)
+        s = self.settings
+        want_features = self._wanted(self.pub_features, 'publish_features')
+        request = OutputRequest(
+            confidence=self._wanted(self.pub_confidence, 'publish_confidence'),
+            overlay=self._wanted(self.pub_overlay, 'publish_overlay'),
+            overlay_alpha=s['overlay_alpha'],
+            features_stride=s['feature_stride'] if want_features else 0)
+        result = self.pipeline.segment(rgb, request)
+        t1 = time.perf_counter()
+        header = msg.header
+        self.pub_mask.publish(to_image_msg(result.mask, mask_encoding(result.mask), header))
+        if result.confidence is not None:
+            if s['confidence_encoding'] == '32FC1':
+                self.pub_confidence.publish(to_image_msg(result.confidence, '32FC1', header))
+            else:
+                self.pub_confidence.publish(to_image_msg(confidence_to_mono8(result.confidence),
+                                                         'mono8', header))
+        if result.overlay is not None:
+            bgr = is_bgr(msg)
+            overlay = result.overlay[:, :, ::-1] if bgr else result.overlay
+            self.pub_overlay.publish(to_image_msg(overlay, 'bgr8' if bgr else 'rgb8', header))
+        info = self._camera_info
+        if info is not None and self.pub_camera_info.get_subscription_count() > 0:
+            self.pub_camera_info.publish(scaled_camera_info(info, header, rgb.shape[1],
+                                                            rgb.shape[0]))
+        if result.features is not None:
+            self.pub_features.publish(to_image_msg(
+                result.features, f'32FC{result.features.shape[2]}', header))
+            if info is not None:
+                self.pub_features_info.publish(self._features_info(info, header, result))
+        publish_ms = 1000 * (time.perf_counter() - t1)
+        stages = {k: v for k, v in result.timings.items() if k != 'total'}
+        stages.update(convert=convert_ms, publish=publish_ms)
+        latency_ms = 1000 * (time.monotonic() - received)
+        self.stats.add(latency_ms, stages)
+        if self.pub_result.get_subscription_count() > 0:
+            outputs = ['mask'] + [name for name, value in (
+                ('confidence', result.confidence), ('overlay', result.overlay),
+                ('features', result.features)) if value is not None]
+            self.pub_result.publish(String(data=json.dumps({
+                'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec},
+                'frame_id': header.frame_id, 'label_version': result.label_set.version,
+                'labels': len(result.label_set.labels), 'outputs': outputs,
+                'latency_ms': latency_ms, 'stages_ms': stages})))
+
+    def _features_info(self, info: CameraInfo, header, result) -> CameraInfo:
+        """Camera model of the feature grid: cell j <-> source pixel a * j + b."""
+        g = result.geometry
+        grid_h, grid_w = result.features.shape[:2]
+        stride = self.settings['feature_stride']
+        ph, pw = g.padded
+        rx, ry = g.resized[1] / g.source[1], g.resized[0] / g.source[0]
+        # H/2 cell i sits at network pixel i * (W - 1) / (W/2 - 1) (align_corners upsampling)
+        ax = stride * (pw - 1) / (pw / 2 - 1) / rx
+        ay = stride * (ph - 1) / (ph / 2 - 1) / ry
+        return scaled_camera_info(info, header, grid_w, grid_h, ax, 0.5 / rx - 0.5,
+                                  ay, 0.5 / ry - 0.5)
+
+    # ----------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot()
+        label_set = self.pipeline.labels
+        info = self.pipeline.describe()
+        values = {
+            'fps': f'{snap["fps"]:.2f}',
+            'latency_p50_ms': f'{snap["latency"]["p50"]:.2f}',
+            'latency_p99_ms': f'{snap["latency"]["p99"]:.2f}',
+            'frames_received': str(self.slot.received),
+            'frames_processed': str(snap['processed']),
+            'frames_dropped': str(self.slot.dropped),
+            'frames_bad': str(snap['bad']),
+            'frames_lost_in_transport': str(self.transport_lost),
+            'backend': info['backend'], 'device': info['device'],
+            'precision': info['precision'], 'variant': info['variant'],
+            'engine': self.settings['engine'] or '-', 'input_size': info['input_size'],
+            'label_version': str(label_set.version), 'labels': ','.join(label_set.labels),
+            'startup_s': f'{self.startup_s:.2f}',
+        }
+        for stage, value in snap['stages_p50'].items():
+            values[f'stage_{stage}_p50_ms'] = f'{value:.3f}'
+        if self.pipeline.device.type == 'cuda':
+            import torch
+            values['gpu_memory_allocated_mb'] = f'{torch.cuda.memory_allocated() / 2**20:.0f}'
+            values['gpu_memory_reserved_mb'] = f'{torch.cuda.memory_reserved() / 2**20:.0f}'
+        level = DiagnosticStatus.WARN if snap['bad'] and snap['processed'] == 0 else \
+            DiagnosticStatus.OK
+        status = DiagnosticStatus(
+            level=level, name=f'{self.get_fully_qualified_name()}: segmentation',
+            message=f'{snap["fps"]:.1f} fps, {self.slot.dropped} dropped',
+            hardware_id=info['device'],
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        self.pub_diagnostics.publish(DiagnosticArray(header=self._header_now(),
+                                                     status=[status]))
+
+    def shutdown(self) -> None:
+        """Stop the worker threads and release the model."""
+        self.slot.close()
+        self._label_queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10.0)
+        self.pipeline.backend.close()
+
+
+def main(args=None) -> int:
+    """Run the node until shut down; start-up errors are one line and exit code 1."""
+    try:
+        rclpy.init(args=args)
+    except Exception as error:  # noqa: B902 - e.g. malformed --ros-args
+        print(f'[ERROR] [{NODE_NAME}]: cannot start: {error}', file=sys.stderr)
+        return 2
+    try:
+        node = LsegNode()
+    except (LsegError, OSError, RuntimeError, ValueError) as error:
+        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {error}')
+        rclpy.try_shutdown()
+        return 1
+    except KeyboardInterrupt:                  # Ctrl-C while the model was loading
+        rclpy.try_shutdown()
+        return 0
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        # Ctrl-C reaches both `ros2 launch` and the node: a second SIGINT must not turn a
+        # clean shutdown into a KeyboardInterrupt death.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == '__main__':
+    entry()

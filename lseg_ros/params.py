@@ -1,0 +1,88 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The /lseg node's parameters: one table for declarations, config/lseg.yaml and README.
+
+ROS-free on purpose: the node turns each :class:`Param` into a ``ParameterDescriptor``, a
+test checks that ``config/lseg.yaml`` and the README's Parameters table match this table.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+from lseg_ros.core.backends.base import BACKENDS
+
+DEFAULT_LABELS = 'person, car, road, sidewalk, building, tree, grass, sky, other'
+QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name, default (its type is the parameter's type) and constraints."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    choices: Optional[Tuple[str, ...]] = None
+    int_range: Optional[Tuple[int, int]] = None
+    float_range: Optional[Tuple[float, float]] = None
+
+    @property
+    def type_name(self) -> str:
+        """Return the ROS parameter type as the README shows it."""
+        return {bool: 'bool', int: 'int', float: 'double', str: 'string'}[type(self.default)]
+
+    @property
+    def constraint(self) -> str:
+        """Return the allowed values or range as text ('' when free)."""
+        if self.choices:
+            return ' \\| '.join(self.choices)
+        if self.int_range:
+            return f'{self.int_range[0]} to {self.int_range[1]}'
+        if self.float_range:
+            return f'{self.float_range[0]:g} to {self.float_range[1]:g}'
+        return ''
+
+
+PARAMS = (
+    Param('labels', DEFAULT_LABELS,
+          'Comma-separated labels; whitespace trimmed; empty or duplicate entries are refused. '
+          'Changes apply to the next frame.'),
+    Param('checkpoint', '', 'Official lang-seg checkpoint (.ckpt); variant detected from its '
+          'keys.', read_only=True),
+    Param('engine', '', 'TensorRT engine file (backend tensorrt or auto); checked against its '
+          '.json metadata sidecar.', read_only=True),
+    Param('onnx', '', 'ONNX image encoder file for backend onnxruntime.', read_only=True),
+    Param('backend', 'auto', 'Image encoder backend; auto picks TensorRT when an engine is set '
+          'and runs here, ONNX Runtime when only an ONNX file is set, else torch.',
+          read_only=True, choices=BACKENDS),
+    Param('device', 'auto', 'auto (GPU when available), cpu, cuda or cuda:N.', read_only=True),
+    Param('precision', 'auto', 'Encoder precision: auto (fp16 on a GPU, fp32 on the CPU), fp32 '
+          'or fp16.', read_only=True, choices=('auto', 'fp32', 'fp16')),
+    Param('input_size', 480, 'Long side of the network input in pixels; the image is resized '
+          'keeping its aspect and padded to multiples of 32.', read_only=True,
+          int_range=(32, 4096)),
+    Param('input_qos', 'sensor_data', 'Input QoS: sensor_data (best effort, keep last 1), '
+          'reliable (for reliable publishers such as ros2 bag play) or system_default.',
+          read_only=True, choices=QOS_CHOICES),
+    Param('compressed_input', False, 'Subscribe to image/compressed (CompressedImage) instead '
+          'of image.', read_only=True),
+    Param('publish_overlay', True, 'Compute ~/overlay when it has subscribers.'),
+    Param('overlay_alpha', 0.5, 'Opacity of the label colours in ~/overlay.',
+          float_range=(0.0, 1.0)),
+    Param('publish_confidence', True, 'Compute ~/confidence when it has subscribers.'),
+    Param('confidence_encoding', 'mono8', 'Encoding of ~/confidence: mono8 (0-255) or 32FC1 '
+          '(0-1).', choices=('mono8', '32FC1')),
+    Param('publish_features', False, 'Compute ~/features (32FC512, L2-normalised embeddings) '
+          'when it has subscribers.'),
+    Param('feature_stride', 4, 'Keep every n-th cell of the H/2 feature grid in ~/features.',
+          int_range=(1, 64)),
+    Param('max_rate_hz', 0.0, 'Most frames segmented per second (0: as fast as frames come).',
+          float_range=(0.0, 1000.0)),
+    Param('diagnostics_period', 1.0, 'Seconds between /diagnostics messages (steady clock).',
+          read_only=True, float_range=(0.1, 60.0)),
+    Param('warmup', True, 'Run one frame at start-up so the first real frame is not slow.',
+          read_only=True),
+)
+
+BY_NAME = {p.name: p for p in PARAMS}

@@ -1,0 +1,250 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The /lseg node over real ROS 2 (loopback), started the way the launch file starts it."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from lseg_ros.samples import sample_frame
+from node_harness import image_msg, NodeProcess, result_infos, RosClient, stamp_of
+
+pytestmark = pytest.mark.ros
+
+H, W = 48, 64
+NODE = '/lseg'
+
+
+@pytest.fixture(scope='module')
+def client():
+    ros = RosClient()
+    yield ros
+    ros.close()
+
+
+@pytest.fixture(scope='module')
+def node(rn_checkpoint, client):
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+    proc = NodeProcess({'checkpoint': rn_checkpoint, 'input_size': 64, 'labels': 'a, b, c',
+                        'device': 'cpu', 'warmup': False},
+                       remaps={'image': '/test/image', 'camera_info': '/test/camera_info'})
+    client.subscribe(Image, f'{NODE}/mask')
+    client.subscribe(String, f'{NODE}/result_info')
+    publisher = client.node.create_publisher(Image, '/test/image', 10)
+    try:
+        client.wait_for(lambda: publish_until_mask(client, publisher, 'rgb8', 0, 1.0), 90)
+    except TimeoutError:
+        raise AssertionError('node did not answer:\n' + proc.output())
+    yield proc, publisher
+    assert proc.stop() == 0, proc.output()
+
+
+def masks_with_stamp(client, index):
+    stamp = stamp_of(index)
+    return [m for m in client.received(f'{NODE}/mask')
+            if m.header.stamp.sec == stamp.sec and m.header.stamp.nanosec == stamp.nanosec]
+
+
+def publish_until_mask(client, publisher, encoding, index, timeout=20.0, rgb=None):
+    """Publish frame ``index`` until its mask arrives; return the mask message."""
+    msg = image_msg(rgb if rgb is not None else sample_frame(index, H, W), encoding, index)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        publisher.publish(msg)
+        found = masks_with_stamp(client, index)
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    return None
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16',
+                                      'yuv422', 'yuv422_yuy2', 'bayer_rggb8'])
+def test_each_encoding_gives_a_mask_with_input_size_and_header(node, client, encoding):
+    index = 10 + ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422',
+                  'yuv422_yuy2', 'bayer_rggb8'].index(encoding)
+    mask = publish_until_mask(client, node[1], encoding, index)
+    assert mask is not None, f'no mask for {encoding}'
+    assert (mask.height, mask.width, mask.encoding) == (H, W, 'mono8')
+    assert mask.header.frame_id == 'camera' and mask.step == W
+    values = np.frombuffer(bytes(mask.data), np.uint8)
+    assert values.size == H * W and values.max() < 3
+
+
+def test_optional_outputs_only_with_subscribers(node, client):
+    from sensor_msgs.msg import CameraInfo, Image
+    mask = publish_until_mask(client, node[1], 'rgb8', 30)
+    assert mask is not None
+    info = [r for r in result_infos(client, f'{NODE}/result_info')
+            if r['stamp']['sec'] == stamp_of(30).sec]
+    assert info and info[-1]['outputs'] == ['mask']
+    for topic in ('overlay', 'confidence', 'features', 'features/camera_info', 'camera_info'):
+        client.subscribe(CameraInfo if 'camera_info' in topic else Image, f'{NODE}/{topic}')
+    assert client.set_parameters(NODE, publish_features=True)[0].successful
+    camera = client.node.create_publisher(CameraInfo, '/test/camera_info', 10)
+    k = [50.0, 0.0, 32.0, 0.0, 50.0, 24.0, 0.0, 0.0, 1.0]
+    p = [50.0, 0.0, 32.0, 0.0, 0.0, 50.0, 24.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    camera_info = CameraInfo(width=W, height=H, k=k, p=p, distortion_model='plumb_bob')
+    time.sleep(1.0)                                      # let the subscriptions match
+    for index, encoding in ((31, 'rgb8'), (32, 'bgr8')):
+        camera.publish(camera_info)
+        time.sleep(0.2)
+        assert publish_until_mask(client, node[1], encoding, index) is not None
+        stamp = stamp_of(index)
+
+        def of_frame(topic):
+            return [m for m in client.received(f'{NODE}/{topic}')
+                    if m.header.stamp == stamp]
+        client.wait_for(lambda: all(of_frame(t) for t in ('overlay', 'confidence', 'features')),
+                        20)
+        overlay, = of_frame('overlay')[:1]
+        assert (overlay.encoding, overlay.height, overlay.width) == (encoding, H, W)
+        confidence = of_frame('confidence')[0]
+        assert (confidence.encoding, confidence.height, confidence.width) == ('mono8', H, W)
+        conf = np.frombuffer(bytes(confidence.data), np.uint8)
+        assert conf.min() >= 255 // 3 - 1                  # >= 1/K of 255
+        features = of_frame('features')[0]
+        assert features.encoding == '32FC512' and features.header.frame_id == 'camera'
+        grid = np.frombuffer(bytes(features.data), np.float32).reshape(
+            features.height, features.width, 512)
+        np.testing.assert_allclose(np.linalg.norm(grid, axis=-1), 1.0, rtol=1e-4)
+        info_out = client.wait_for(lambda: of_frame('camera_info'), 10)[0]
+        assert (info_out.width, info_out.height) == (W, H) and list(info_out.k) == k
+        feature_info = client.wait_for(lambda: of_frame('features/camera_info'), 10)[0]
+        assert (feature_info.width, feature_info.height) == (features.width, features.height)
+        assert feature_info.k[0] < k[0]                     # coarser grid, smaller focal
+    infos = [r for r in result_infos(client, f'{NODE}/result_info')
+             if r['stamp']['sec'] == stamp_of(32).sec]
+    assert set(infos[-1]['outputs']) == {'mask', 'confidence', 'overlay', 'features'}
+    assert client.set_parameters(NODE, publish_features=False)[0].successful
+
+
+def test_labels_change_through_set_parameters(node, client):
+    from std_msgs.msg import Float32MultiArray, String
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    results = client.set_parameters(NODE, labels='dog,grass')
+    assert results[0].successful, results[0].reason
+    client.subscribe(String, f'{NODE}/labels', latched)          # a late subscriber
+    client.subscribe(Float32MultiArray, f'{NODE}/text_embeddings', latched)
+
+    def current_labels():
+        msgs = client.received(f'{NODE}/labels')
+        return msgs and json.loads(msgs[-1].data)
+    labels = client.wait_for(lambda: (lambda d: d if d and d['labels'] == ['dog', 'grass']
+                                      else None)(current_labels()), 20)
+    assert labels['version'] >= 2 and labels['embedding_dim'] == 512
+    embeddings = client.wait_for(lambda: client.received(f'{NODE}/text_embeddings'), 10)[-1]
+    assert [d.size for d in embeddings.layout.dim] == [2, 512]
+    rows = np.array(embeddings.data, np.float32).reshape(2, 512)
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-5)
+    mask = publish_until_mask(client, node[1], 'rgb8', 40, rgb=np.random.default_rng(1)
+                              .integers(0, 256, (H, W, 3), dtype=np.uint8))
+    info = [r for r in result_infos(client, f'{NODE}/result_info')
+            if r['stamp']['sec'] == stamp_of(40).sec][-1]
+    assert info['label_version'] == labels['version'] and info['labels'] == 2
+    assert np.frombuffer(bytes(mask.data), np.uint8).max() < 2
+    for bad, reason in (('', 'empty'), ('  ,  ', 'empty'), ('dog, dog', 'duplicate'),
+                        ('a,,b', 'empty')):
+        result = client.set_parameters(NODE, labels=bad)[0]
+        assert not result.successful and reason in result.reason, result.reason
+    mask = publish_until_mask(client, node[1], 'rgb8', 41)
+    info = [r for r in result_infos(client, f'{NODE}/result_info')
+            if r['stamp']['sec'] == stamp_of(41).sec][-1]
+    assert info['label_version'] == labels['version'] and info['labels'] == 2
+
+
+def test_out_of_range_and_read_only_parameters_are_refused(node, client):
+    for name, value in (('feature_stride', 0), ('overlay_alpha', 1.5), ('max_rate_hz', -1.0),
+                        ('confidence_encoding', 'rgb8'), ('input_size', 320),
+                        ('checkpoint', '/other.ckpt'), ('backend', 'torch')):
+        result = client.set_parameters(NODE, **{name: value})[0]
+        assert not result.successful, name
+    assert publish_until_mask(client, node[1], 'rgb8', 50) is not None
+
+
+def test_bad_frames_are_skipped_and_the_next_good_one_is_processed(node, client):
+    from sensor_msgs.msg import Image
+    good = image_msg(sample_frame(0, H, W), 'rgb8', 60)
+    bad = []
+    unknown = image_msg(sample_frame(0, H, W), 'rgb8', 61)
+    unknown.encoding = '64FC3'
+    bad.append(unknown)
+    short_step = image_msg(sample_frame(0, H, W), 'rgb8', 62)
+    short_step.step = W                                   # step < width * 3
+    bad.append(short_step)
+    truncated = image_msg(sample_frame(0, H, W), 'rgb8', 63)
+    truncated.data = bytes(truncated.data)[:100]
+    bad.append(truncated)
+    empty = Image(height=0, width=0, encoding='rgb8', step=0)
+    empty.header.stamp = stamp_of(64)
+    bad.append(empty)
+    for msg in bad:
+        node[1].publish(msg)
+        time.sleep(0.3)
+    assert publish_until_mask(client, node[1], 'rgb8', 65) is not None
+    for index in range(61, 65):
+        assert not masks_with_stamp(client, index)
+    output = node[0].output()
+    assert 'frame skipped' in output and 'unsupported image encoding' in output
+    assert 'Traceback' not in output
+    del good
+
+
+def test_sim_time_follows_clock(node, client):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rosgraph_msgs.msg import Clock
+    from builtin_interfaces.msg import Time
+    clock = client.node.create_publisher(Clock, '/clock', 10)
+    client.subscribe(DiagnosticArray, '/diagnostics')
+    assert client.set_parameters(NODE, use_sim_time=True)[0].successful
+
+    def sim_stamped():
+        clock.publish(Clock(clock=Time(sec=123456, nanosec=0)))
+        return [m for m in client.received('/diagnostics') if m.header.stamp.sec == 123456]
+    client.wait_for(sim_stamped, 20, poll=0.2)
+    mask = publish_until_mask(client, node[1], 'rgb8', 70)
+    assert mask.header.stamp == stamp_of(70)                   # outputs keep the input stamp
+    assert client.set_parameters(NODE, use_sim_time=False)[0].successful
+
+
+def test_overload_drops_old_frames_without_latency_growth(node, client):
+    import psutil
+    from diagnostic_msgs.msg import DiagnosticArray
+    client.subscribe(DiagnosticArray, '/diagnostics')
+    process = psutil.Process(node[0].proc.pid)
+    rss_before = process.memory_info().rss
+    rgb = sample_frame(3, H, W)
+    published = {}
+    start = time.monotonic()
+    index = 1000
+    while time.monotonic() - start < 8.0:                # ~200 Hz, far above inference
+        msg = image_msg(rgb, 'rgb8', index)
+        published[index] = time.monotonic()
+        node[1].publish(msg)
+        index += 1
+        time.sleep(0.005)
+    time.sleep(2.0)
+    masks = [m for m in client.received(f'{NODE}/mask') if m.header.stamp.sec >= 2000]
+    assert len(masks) >= 5
+    sent = len(published)
+    assert len(masks) < sent / 3                               # most frames were dropped
+    frames = [mask.header.stamp.sec - 1000 for mask in masks]
+    # the frames that come out are recent ones: in order, and the last one is among the
+    # last frames published (a queue would still be working on frames from seconds ago)
+    assert frames == sorted(frames) and frames[-1] >= index - 40
+    half = len(masks) // 2
+    diag = client.wait_for(lambda: [m for m in client.received('/diagnostics')
+                                    if any(kv.key == 'frames_dropped' and int(kv.value) > 100
+                                           for s in m.status for kv in s.values)], 10)
+    values = {kv.key: kv.value for kv in diag[-1].status[0].values}
+    assert int(values['frames_dropped']) > 100
+    infos = {(r['stamp']['sec'], r['stamp']['nanosec']): r['latency_ms']
+             for r in result_infos(client, f'{NODE}/result_info') if r['stamp']['sec'] >= 2000}
+    latencies = list(infos.values())
+    assert np.median(latencies[half:]) < 3 * np.median(latencies[:half]) + 200
+    assert process.memory_info().rss - rss_before < 150 * 2**20

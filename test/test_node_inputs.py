@@ -1,0 +1,108 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Start-up errors, compressed input with reliable QoS, and the bench against a live node."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from lseg_ros.bench import main as bench_main
+from lseg_ros.image_codec import encode_compressed
+from lseg_ros.samples import sample_frame
+from node_harness import NodeProcess, RosClient, stamp_of
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.mark.parametrize('checkpoint, message', [
+    ('/nonexistent/demo_e200.ckpt', 'checkpoint not found: /nonexistent/demo_e200.ckpt'),
+    ('', 'parameter checkpoint is empty'),
+    ('GARBAGE', 'cannot read checkpoint'),
+])
+def test_bad_checkpoint_is_one_error_line_and_exit_1(checkpoint, message, tmp_path):
+    if checkpoint == 'GARBAGE':
+        checkpoint = tmp_path / 'broken.ckpt'
+        checkpoint.write_bytes(b'not a checkpoint at all')
+    proc = NodeProcess({'checkpoint': str(checkpoint), 'device': 'cpu'},
+                       log_path=tmp_path / 'node.log')
+    assert proc.wait_exit(120) == 1
+    output = proc.output()
+    proc.stop()
+    errors = [line for line in output.splitlines() if 'ERROR' in line]
+    assert len(errors) == 1 and message in errors[0], output
+    assert 'Traceback' not in output
+
+
+def test_bad_initial_labels_and_choices_fail_at_start(rn_checkpoint, tmp_path):
+    for params, message in (({'labels': 'a,,b'}, 'label 2 of 3 is empty'),
+                            ({'backend': 'magic'}, 'backend')):
+        proc = NodeProcess({'checkpoint': rn_checkpoint, 'device': 'cpu', **params},
+                           log_path=tmp_path / 'node.log')
+        assert proc.wait_exit(120) == 1
+        output = proc.output()
+        proc.stop()
+        assert message in output and 'Traceback' not in output, output
+
+
+def test_compressed_input_with_reliable_qos(rn_checkpoint, tmp_path):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+    proc = NodeProcess({'checkpoint': rn_checkpoint, 'input_size': 64, 'device': 'cpu',
+                        'compressed_input': True, 'input_qos': 'reliable', 'warmup': False,
+                        'labels': 'x, y'},
+                       remaps={'image/compressed': '/cam/image/compressed'},
+                       log_path=tmp_path / 'node.log')
+    client = RosClient('compressed_client')
+    try:
+        client.subscribe(Image, '/lseg/mask')
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        publisher = client.node.create_publisher(CompressedImage, '/cam/image/compressed',
+                                                 reliable)
+
+        def send(index, fmt, data=None):
+            rgb = sample_frame(index, 40, 56)
+            msg = CompressedImage(format=fmt, data=data if data is not None
+                                  else encode_compressed(rgb, fmt))
+            msg.header.stamp = stamp_of(index)
+            msg.header.frame_id = 'cam'
+            publisher.publish(msg)
+
+        def mask_of(index):
+            return [m for m in client.received('/lseg/mask')
+                    if m.header.stamp == stamp_of(index)]
+        for index, fmt in ((1, 'jpeg'), (2, 'png')):
+            client.wait_for(lambda: send(index, fmt) or mask_of(index), 120, poll=0.5)
+            mask = mask_of(index)[0]
+            assert (mask.width, mask.height, mask.encoding) == (56, 40, 'mono8')
+        send(3, 'jpeg', data=b'\xff\xd8\xff' + bytes(200))      # corrupt JPEG
+        send(4, 'jpeg', data=b'')
+        time.sleep(1.0)
+        client.wait_for(lambda: send(5, 'jpeg') or mask_of(5), 30, poll=0.3)
+        assert not mask_of(3) and not mask_of(4)
+        assert 'frame skipped' in proc.output()
+    finally:
+        client.close()
+        assert proc.stop() == 0
+
+
+def test_bench_runs_against_a_spawned_node(rn_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    code = bench_main(['--spawn', '--checkpoint', rn_checkpoint, '--device', 'cpu',
+                       '--size', '64', '--width', '64', '--height', '48', '--rates', '4,peak',
+                       '--duration', '3', '--warmup', '1', '--output', str(out),
+                       '--node', '/lseg'])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert [p['rate_hz'] for p in report['phases']] == [4.0, 'peak']
+    for phase in report['phases']:
+        assert phase['masks'] > 0 and phase['latency_ms']['p50'] > 0
+        assert {'p50', 'p90', 'p99', 'max'} <= set(phase['latency_ms'])
+        assert 'encoder' in phase['node_stages_p50_ms']
+        assert phase['cpu']['node_percent_of_one_core'] >= 0
+    assert report['startup_to_first_mask_s'] > 0
+    assert report['environment']['python'] and report['environment']['torch']
+    assert np.isfinite(report['phases'][0]['output_fps'])
+    table = capsys.readouterr().out
+    assert 'p99' in table and 'peak' in table

@@ -1,0 +1,53 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""config/lseg.yaml and the README's Parameters/Topics tables agree with the node."""
+
+from pathlib import Path
+import re
+
+import yaml
+
+from lseg_ros.params import PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_table(title):
+    text = (ROOT / 'README.md').read_text()
+    section = text.split(f'### {title}', 1)[1].split('\n#', 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith('| `')]
+    return [[cell.strip() for cell in re.split(r'(?<!\\)\|', row)[1:-1]] for row in rows]
+
+
+def test_yaml_has_every_parameter_with_its_default():
+    data = yaml.safe_load((ROOT / 'config' / 'lseg.yaml').read_text())
+    values = data['/**']['ros__parameters']
+    assert list(values) == [p.name for p in PARAMS]
+    for param in PARAMS:
+        assert values[param.name] == param.default, param.name
+        assert type(values[param.name]) is type(param.default), param.name
+    for line in (ROOT / 'config' / 'lseg.yaml').read_text().splitlines():
+        if re.match(r'^\s{4}\w+:', line):
+            assert '#' in line, f'no comment: {line}'
+
+
+def test_readme_parameters_table_matches():
+    rows = readme_table('Parameters')
+    assert [r[0].strip('`') for r in rows] == [p.name for p in PARAMS]
+    for row, param in zip(rows, PARAMS):
+        assert row[1] == param.type_name, param.name
+        default = row[2].strip('`')
+        default = '' if default == '""' else default
+        assert default == (str(param.default).lower() if isinstance(param.default, bool)
+                           else str(param.default)), param.name
+        assert row[3] == param.constraint, param.name
+        assert row[4] == ('no' if param.read_only else 'yes'), param.name
+
+
+def test_readme_topics_table_matches_node_source():
+    node_source = (ROOT / 'lseg_ros' / 'node.py').read_text()
+    published = set(re.findall(r"'(~/[\w/]+|/diagnostics)'", node_source))
+    documented = {r[0].strip('`') for r in readme_table('Published topics')}
+    assert published == documented
+    subscribed = {r[0].strip('`') for r in readme_table('Subscribed topics')}
+    assert subscribed == {'image', 'image/compressed', 'camera_info'}
