@@ -95,7 +95,8 @@ class LsegNode(Node):
         self.pipeline = self._load_pipeline()
         self.stats = RollingStats()
         self.slot = LatestSlot()
-        self._camera_info: Optional[CameraInfo] = None
+        self._camera_infos: Dict[tuple, CameraInfo] = {}
+        self._camera_lock = threading.Lock()
         self.transport_lost = 0
         self._warned: Dict[str, float] = {}
         self._make_publishers()
@@ -184,7 +185,20 @@ class LsegNode(Node):
         self.transport_lost += event.total_count_change
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        with self._camera_lock:
+            self._camera_infos[stamp] = msg
+            while len(self._camera_infos) > 16:
+                self._camera_infos.pop(next(iter(self._camera_infos)))
+
+    def _camera_info_for(self, header) -> Optional[CameraInfo]:
+        """Return the CameraInfo with the frame's stamp, else the newest one (or None)."""
+        with self._camera_lock:
+            infos = self._camera_infos
+            if not infos:
+                return None
+            exact = infos.get((header.stamp.sec, header.stamp.nanosec))
+            return exact if exact is not None else infos[next(reversed(infos))]
 
     # ------------------------------------------------------------------------ parameters
     def _validate_parameters(self, params) -> SetParametersResult:
@@ -299,7 +313,7 @@ class LsegNode(Node):
             bgr = is_bgr(msg)
             overlay = result.overlay[:, :, ::-1] if bgr else result.overlay
             self.pub_overlay.publish(to_image_msg(overlay, 'bgr8' if bgr else 'rgb8', header))
-        info = self._camera_info
+        info = self._camera_info_for(header)
         if info is not None and self.pub_camera_info.get_subscription_count() > 0:
             self.pub_camera_info.publish(scaled_camera_info(info, header, rgb.shape[1],
                                                             rgb.shape[0]))

@@ -248,3 +248,33 @@ def test_overload_drops_old_frames_without_latency_growth(node, client):
     latencies = list(infos.values())
     assert np.median(latencies[half:]) < 3 * np.median(latencies[:half]) + 200
     assert process.memory_info().rss - rss_before < 150 * 2**20
+
+
+def test_max_rate_limits_processing(node, client):
+    assert client.set_parameters(NODE, max_rate_hz=2.0)[0].successful
+    try:
+        time.sleep(1.0)
+        rgb = sample_frame(5, H, W)
+        start = time.monotonic()
+        index = 3000
+        while time.monotonic() - start < 4.0:             # 20 Hz in, at most 2 Hz out
+            node[1].publish(image_msg(rgb, 'rgb8', index))
+            index += 1
+            time.sleep(0.05)
+        time.sleep(1.0)
+        masks = [m for m in client.received(f'{NODE}/mask') if m.header.stamp.sec >= 4000]
+        assert 4 <= len(masks) <= 11
+    finally:
+        assert client.set_parameters(NODE, max_rate_hz=0.0)[0].successful
+
+
+def test_label_info_where_vision_msgs_is_installed(node, client):
+    pytest.importorskip('vision_msgs', reason='vision_msgs is not on PyPI; real ROS 2 '
+                        'installs have it')
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from vision_msgs.msg import LabelInfo
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client.subscribe(LabelInfo, f'{NODE}/label_info', latched)
+    info = client.wait_for(lambda: client.received(f'{NODE}/label_info'), 20)[-1]
+    assert [c.class_id for c in info.class_map] == list(range(len(info.class_map)))
