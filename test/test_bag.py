@@ -1,0 +1,461 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Bag library, make_sample_bag and segment_bag: bags written here, read back with rosbags."""
+
+import json
+from pathlib import Path
+import shutil
+
+import numpy as np
+import pytest
+
+from lseg_ros import bag
+from lseg_ros.cli.segment_bag import entry as segment_bag, output_prefixes, Progress
+from lseg_ros.image_codec import confidence_to_mono8, decode_compressed, decode_image
+from lseg_ros.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, entry as make_sample_bag,
+                                 IMAGE_TOPIC, write_sample_bag)
+
+H, W = 48, 64
+LABELS = 'dog, grass, road, sky'
+FRAMES = 3
+STORAGES = ('sqlite3', 'mcap')
+# sqlite3 bag: bgr8 camera; mcap bag: rgb8 camera (the overlay follows the camera's order)
+ENCODING = {'sqlite3': 'bgr8', 'mcap': 'rgb8'}
+TOPICS = (IMAGE_TOPIC, COMPRESSED_TOPIC)
+OUT = {IMAGE_TOPIC: '/camera/image_raw/lseg',
+       COMPRESSED_TOPIC: '/camera/image_raw/compressed/lseg'}
+
+
+# ----------------------------------------------------------------------------- helpers
+def read_all(path):
+    """Return ``[(topic, msgtype, bag time, raw bytes, rosbags message)]`` via plain rosbags."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import get_typestore, Stores
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    out = []
+    with Reader(path) as reader:
+        for connection, timestamp, data in reader.messages():
+            out.append((connection.topic, connection.msgtype, timestamp, bytes(data),
+                        store.deserialize_cdr(data, connection.msgtype)))
+    return out
+
+
+def type_description(msgtype):
+    """Return the rosidl type description file (share/pkg/msg/Name.json) of a type, or None."""
+    import importlib
+    package, _, name = msgtype.split('/')
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(Path(get_package_share_directory(package)))
+    except Exception:  # noqa: B902 - not in the ament index (pip-installed interfaces)
+        pass
+    module = importlib.import_module(package)
+    candidates.append(Path(module.__file__).resolve().parents[4] / 'share' / package)
+    for share in candidates:
+        if (share / 'msg' / f'{name}.json').is_file():
+            return share / 'msg' / f'{name}.json'
+    return None
+
+
+def by_topic(messages, topic):
+    return [m for m in messages if m[0] == topic]
+
+
+def stamp(msg):
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+
+def image_array(msg):
+    depth = {'mono8': 1, 'rgb8': 3, 'bgr8': 3}[msg.encoding]
+    return np.asarray(msg.data, np.uint8).reshape(msg.height, msg.width, depth).squeeze()
+
+
+def run(argv, capsys):
+    """Run segment_bag in-process; return (exit code, stdout, stderr)."""
+    code = segment_bag(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def seg_args(src, dst, checkpoint, *extra, topics=TOPICS):
+    args = ['--input', str(src), '--output', str(dst), '--checkpoint', checkpoint,
+            '--labels', LABELS, '--size', '64', '--device', 'cpu', '--backend', 'torch',
+            '--no-progress']
+    for topic in topics:
+        args += ['--image-topic', topic]
+    return args + list(extra)
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope='module')
+def bags(tmp_path_factory):
+    """Sample bags of both storages: raw + compressed + camera_info, 3 frames of 64x48."""
+    root = tmp_path_factory.mktemp('bags')
+    paths = {}
+    for storage in STORAGES:
+        paths[storage] = root / f'in_{storage}'
+        counts = write_sample_bag(paths[storage], frames=FRAMES, height=H, width=W,
+                                  storage=storage, encoding=ENCODING[storage])
+        assert counts == {IMAGE_TOPIC: FRAMES, COMPRESSED_TOPIC: FRAMES,
+                          CAMERA_INFO_TOPIC: FRAMES}
+    return paths
+
+
+@pytest.fixture(scope='module')
+def segmented(bags, rn_checkpoint, tmp_path_factory):
+    """Run segment_bag once per storage (with features and a copied topic); return the paths."""
+    root = tmp_path_factory.mktemp('segmented')
+    results = {}
+    for storage in STORAGES:
+        out = root / f'out_{storage}'
+        code = segment_bag(seg_args(bags[storage], out, rn_checkpoint, '--features',
+                                    '--feature-stride', '2', '--copy-topic', CAMERA_INFO_TOPIC))
+        assert code == 0
+        results[storage] = out
+    return results
+
+
+@pytest.fixture(scope='module')
+def pipeline(rn_checkpoint):
+    from lseg_ros.core.pipeline import LsegPipeline
+    return LsegPipeline.from_checkpoint(rn_checkpoint, backend='torch', device='cpu',
+                                        input_size=64, labels=LABELS)
+
+
+# ------------------------------------------------------------------------ segment_bag
+@pytest.mark.parametrize('storage', STORAGES)
+def test_output_has_one_result_per_frame_with_input_stamps(bags, segmented, storage):
+    inputs = read_all(bags[storage])
+    outputs = read_all(segmented[storage])
+    assert (segmented[storage] / 'metadata.yaml').is_file()
+    assert bag.storage_of(segmented[storage]) == storage
+    for topic in TOPICS:
+        frames = by_topic(inputs, topic)
+        assert len(frames) == FRAMES
+        for name in ('mask', 'confidence', 'overlay', 'features'):
+            results = by_topic(outputs, f'{OUT[topic]}/{name}')
+            assert len(results) == FRAMES, (topic, name)
+            assert [m[2] for m in results] == [m[2] for m in frames]        # bag times
+            assert [stamp(m[4]) for m in results] == [stamp(m[4]) for m in frames]
+            assert {m[4].header.frame_id for m in results} == {'camera_optical_frame'}
+        for m in by_topic(outputs, f'{OUT[topic]}/mask'):
+            assert (m[4].encoding, m[4].height, m[4].width, m[4].step) == ('mono8', H, W, W)
+            assert int(np.asarray(m[4].data).max()) < 4
+        for m in by_topic(outputs, f'{OUT[topic]}/features'):
+            assert m[4].encoding == '32FC512'
+            grid = np.frombuffer(np.asarray(m[4].data).tobytes(), np.float32).reshape(
+                m[4].height, m[4].width, 512)
+            np.testing.assert_allclose(np.linalg.norm(grid, axis=2), 1.0, atol=1e-4)
+    # stamps differ from bag times in the sample bag, so a swap would be caught
+    first = by_topic(inputs, IMAGE_TOPIC)[0]
+    assert first[2] != first[4].header.stamp.sec * 10**9 + first[4].header.stamp.nanosec
+    # copied topic and the labels
+    assert [m[3] for m in by_topic(outputs, CAMERA_INFO_TOPIC)] == \
+        [m[3] for m in by_topic(inputs, CAMERA_INFO_TOPIC)]
+    (labels,) = by_topic(outputs, '/lseg/labels')
+    assert json.loads(labels[4].data) == {'labels': ['dog', 'grass', 'road', 'sky'],
+                                          'version': 1, 'embedding_dim': 512}
+    assert labels[2] == min(m[2] for m in inputs)      # before the first frame's outputs
+    (embeddings,) = by_topic(outputs, '/lseg/text_embeddings')
+    assert [d.size for d in embeddings[4].layout.dim] == [4, 512]
+    matrix = np.asarray(embeddings[4].data).reshape(4, 512)
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize('storage', STORAGES)
+def test_masks_equal_the_model_core(bags, segmented, pipeline, storage):
+    from lseg_ros.core.pipeline import OutputRequest
+    inputs = read_all(bags[storage])
+    outputs = read_all(segmented[storage])
+    request = OutputRequest(confidence=True, overlay=True)
+    for topic in TOPICS:
+        masks = by_topic(outputs, f'{OUT[topic]}/mask')
+        confidences = by_topic(outputs, f'{OUT[topic]}/confidence')
+        overlays = by_topic(outputs, f'{OUT[topic]}/overlay')
+        for i, (_, msgtype, _, _, msg) in enumerate(by_topic(inputs, topic)):
+            if msgtype == bag.IMAGE:
+                rgb = decode_image(msg.encoding, msg.height, msg.width, msg.step,
+                                   np.asarray(msg.data).tobytes())
+            else:
+                rgb = decode_compressed(msg.format, np.asarray(msg.data).tobytes())
+            result = pipeline.segment(rgb, request)
+            np.testing.assert_array_equal(image_array(masks[i][4]), result.mask)
+            np.testing.assert_array_equal(image_array(confidences[i][4]),
+                                          confidence_to_mono8(result.confidence))
+            overlay = overlays[i][4]
+            bgr = ENCODING[storage] == 'bgr8'       # raw encoding, or named in the format
+            assert overlay.encoding == ('bgr8' if bgr else 'rgb8')
+            expected = result.overlay[:, :, ::-1] if bgr else result.overlay
+            np.testing.assert_array_equal(image_array(overlay), expected)
+
+
+def test_output_messages_are_valid_ros_messages(segmented):
+    """Check that rclpy reads the messages and the type hashes are those of ROS."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+    outputs = read_all(segmented['mcap'])
+    mask = by_topic(outputs, f'{OUT[IMAGE_TOPIC]}/mask')[0]
+    ros_mask = deserialize_message(mask[3], Image)
+    assert (ros_mask.height, ros_mask.width, ros_mask.encoding) == (H, W, 'mono8')
+    assert bytes(ros_mask.data) == np.asarray(mask[4].data).tobytes()
+    assert json.loads(deserialize_message(by_topic(outputs, '/lseg/labels')[0][3],
+                                          String).data)['labels'][0] == 'dog'
+    # the type hashes recorded are those rosidl generates for the installed interfaces
+    from rosbags.rosbag2 import Reader
+    with Reader(segmented['sqlite3']) as reader:
+        digests = {c.msgtype: c.digest for c in reader.connections}
+        assert digests[bag.IMAGE].startswith('RIHS01_')
+        checked = 0
+        for msgtype, digest in digests.items():
+            description = type_description(msgtype)
+            if description is not None:
+                hashes = json.loads(description.read_text())['type_hashes']
+                assert digest == next(h['hash_string'] for h in hashes
+                                      if h['type_name'] == msgtype)
+                checked += 1
+    if not checked:
+        pytest.skip('no rosidl type descriptions installed to compare with')
+
+
+def test_deterministic_and_overwrite(bags, segmented, rn_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'again'
+    shutil.copytree(segmented['sqlite3'], out)
+    before = read_all(out)
+    # refuses to overwrite, output untouched
+    code, _, err = run(seg_args(bags['sqlite3'], out, rn_checkpoint, '--features',
+                                '--feature-stride', '2', '--copy-topic', CAMERA_INFO_TOPIC),
+                       capsys)
+    assert code == 1 and 'exists' in err and '--overwrite' in err
+    assert [m[:4] for m in read_all(out)] == [m[:4] for m in before]
+    # with --overwrite: the same input gives byte-identical messages
+    code, stdout, _ = run(seg_args(bags['sqlite3'], out, rn_checkpoint, '--features',
+                                   '--feature-stride', '2', '--copy-topic', CAMERA_INFO_TOPIC,
+                                   '--overwrite'), capsys)
+    assert code == 0, stdout
+    assert 'segmented 6 frame(s)' in stdout
+    assert [m[:4] for m in read_all(out)] == [m[:4] for m in before]
+
+
+def test_options_storage_outputs_and_max_frames(bags, rn_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'mcap_from_sqlite'
+    code, _, err = run(seg_args(bags['sqlite3'], out, rn_checkpoint, '--storage', 'mcap',
+                                '--no-overlay', '--no-confidence', '--max-frames', '2',
+                                topics=[COMPRESSED_TOPIC]), capsys)
+    assert code == 0, err
+    assert bag.storage_of(out) == 'mcap'
+    topics = {m[0] for m in read_all(out)}
+    assert topics == {'/camera/image_raw/lseg/mask', '/lseg/labels', '/lseg/text_embeddings'}
+    assert len(by_topic(read_all(out), '/camera/image_raw/lseg/mask')) == 2
+
+
+def test_a_folder_of_bags_with_one_command(bags, rn_checkpoint, tmp_path, capsys):
+    folder = bags['mcap'].parent                   # holds in_mcap and in_sqlite3
+    out = tmp_path / 'segmented'
+    code, stdout, err = run(seg_args(folder, out, rn_checkpoint, '--no-overlay',
+                                     '--max-frames', '1', topics=[IMAGE_TOPIC]), capsys)
+    assert code == 0, err
+    assert '[1/2]' in err and '[2/2]' in err
+    for storage in STORAGES:
+        assert bag.storage_of(out / f'in_{storage}') == storage
+        assert len(by_topic(read_all(out / f'in_{storage}'),
+                            '/camera/image_raw/lseg/mask')) == 1
+    # every input is checked before anything is loaded or written
+    (folder.parent / 'mixed').mkdir()
+    shutil.copytree(bags['mcap'], folder.parent / 'mixed' / 'good')
+    write_sample_bag(folder.parent / 'mixed' / 'other', frames=1, height=H, width=W,
+                     raw=False, camera_info=False)
+    code, _, err = run(seg_args(folder.parent / 'mixed', tmp_path / 'o2', 'unused.ckpt',
+                                topics=[IMAGE_TOPIC]), capsys)
+    assert code == 1 and f"topic '{IMAGE_TOPIC}' is not in bag" in err and 'other' in err
+    assert not (tmp_path / 'o2').exists()
+
+
+def test_bad_options_are_refused_before_loading(bags, tmp_path, capsys):
+    for extra, text in ((['--alpha', '2'], '--alpha must be within 0..1'),
+                        (['--features', '--feature-stride', '0'], '--feature-stride'),
+                        (['--max-frames', '-1'], '--max-frames')):
+        code, _, err = run(seg_args(bags['mcap'], tmp_path / 'o', 'unused.ckpt', *extra),
+                           capsys)
+        assert code == 1 and text in err, err
+    code, _, err = run(seg_args(bags['mcap'], tmp_path / 'o', 'unused.ckpt',
+                                topics=[IMAGE_TOPIC, IMAGE_TOPIC]), capsys)
+    assert code == 1 and 'given twice' in err
+
+
+# ------------------------------------------------------------------------------ errors
+def test_missing_topic_lists_the_image_topics(bags, tmp_path, capsys):
+    out = tmp_path / 'out'
+    code, _, err = run(seg_args(bags['mcap'], out, 'unused.ckpt', topics=['/camera/nope']),
+                       capsys)
+    assert code == 1
+    assert "topic '/camera/nope' is not in bag" in err
+    assert f'{IMAGE_TOPIC}, {COMPRESSED_TOPIC}' in err
+    assert not out.exists()
+
+
+def test_non_image_topic_is_refused(bags, tmp_path, capsys):
+    code, _, err = run(seg_args(bags['mcap'], tmp_path / 'o', 'unused.ckpt',
+                                topics=[CAMERA_INFO_TOPIC]), capsys)
+    assert code == 1 and 'sensor_msgs/msg/CameraInfo' in err and 'expected' in err
+    code, _, err = run(seg_args(bags['mcap'], tmp_path / 'o', 'unused.ckpt', '--copy-topic',
+                                '/tf'), capsys)
+    assert code == 1 and "--copy-topic '/tf' is not in bag" in err
+
+
+def test_output_must_not_replace_input_or_other_files(bags, tmp_path, capsys):
+    code, _, err = run(seg_args(bags['mcap'], bags['mcap'], 'unused.ckpt', '--overwrite'),
+                       capsys)
+    assert code == 1 and 'would overwrite the input bag' in err
+    assert (bags['mcap'] / 'metadata.yaml').is_file()
+    precious = tmp_path / 'home'
+    precious.mkdir()
+    (precious / 'notes.txt').write_text('keep me')
+    code, _, err = run(seg_args(bags['mcap'], precious, 'unused.ckpt', '--overwrite'), capsys)
+    assert code == 1 and 'not a rosbag2 bag directory' in err
+    assert (precious / 'notes.txt').read_text() == 'keep me'
+
+
+def write_bag_with_bad_frame(path):
+    """Two good rgb8 frames, one 32FC1 frame, one good frame (sqlite3)."""
+    from lseg_ros.samples import sample_frame
+    with bag.BagWriter(path, 'sqlite3') as writer:
+        writer.add_topic('/cam/image', bag.IMAGE)
+        for i in range(4):
+            header = bag.make_header((10 + i, 0), 'cam')
+            if i == 2:
+                msg = bag.image_message(np.zeros((H, W), np.float32), '32FC1', header)
+            else:
+                msg = bag.image_message(sample_frame(i, H, W), 'rgb8', header)
+            writer.write('/cam/image', (10 + i) * 10**9, msg)
+
+
+def test_unsupported_encoding_stops_with_a_clear_error_and_keeps_a_valid_bag(
+        rn_checkpoint, tmp_path, capsys):
+    src = tmp_path / 'bad'
+    write_bag_with_bad_frame(src)
+    out = tmp_path / 'out'
+    code, _, err = run(seg_args(src, out, rn_checkpoint, '--no-overlay',
+                                topics=['/cam/image']), capsys)
+    assert code == 1
+    assert "unsupported image encoding '32FC1'" in err
+    assert '/cam/image frame 2' in err and 'the 2 frame(s) segmented before it are kept' in err
+    assert 'Traceback' not in err
+    masks = by_topic(read_all(out), '/cam/image/lseg/mask')       # closed, readable
+    assert [stamp(m[4]) for m in masks] == [(10, 0), (11, 0)]
+    # --skip-bad-frames: warn, count, go on
+    code, stdout, err = run(seg_args(src, tmp_path / 'skip', rn_checkpoint, '--no-overlay',
+                                     '--skip-bad-frames', topics=['/cam/image']), capsys)
+    assert code == 0 and '1 undecodable frame(s) skipped' in stdout
+    masks = by_topic(read_all(tmp_path / 'skip'), '/cam/image/lseg/mask')
+    assert [stamp(m[4]) for m in masks] == [(10, 0), (11, 0), (13, 0)]
+
+
+def test_truncated_mcap_is_segmented_up_to_the_damage(rn_checkpoint, tmp_path, capsys):
+    # 320x240 raw frames (230 kB) fill several 1 MB chunks; cut the file inside the last one
+    src = tmp_path / 'cut'
+    write_sample_bag(src, frames=10, height=240, width=320, compressed=False,
+                     camera_info=False, storage='mcap')
+    data_file = src / 'cut.mcap'
+    data = data_file.read_bytes()
+    data_file.write_bytes(data[:int(len(data) * 0.75)])
+    with bag.BagReader(src) as reader:
+        assert reader.truncated and 'truncated' in reader.truncated
+        readable = reader.topics[IMAGE_TOPIC].count
+    assert 0 < readable < 10
+    out = tmp_path / 'out'
+    code, _, err = run(seg_args(src, out, rn_checkpoint, '--no-overlay', '--no-confidence',
+                                topics=[IMAGE_TOPIC]), capsys)
+    assert code == 1
+    assert 'is truncated' in err and f'the {readable} frame(s) segmented before it' in err
+    assert 'Traceback' not in err
+    assert len(by_topic(read_all(out), '/camera/image_raw/lseg/mask')) == readable
+
+
+def test_truncated_sqlite_and_garbage_files_give_clear_errors(bags, tmp_path, capsys):
+    src = tmp_path / 'cut_db'
+    shutil.copytree(bags['sqlite3'], src)
+    (db,) = src.glob('*.db3')
+    db.write_bytes(db.read_bytes()[:db.stat().st_size // 2])
+    code, _, err = run(seg_args(src, tmp_path / 'o1', 'unused.ckpt'), capsys)
+    assert code == 1 and 'corrupt or truncated' in err and 'Traceback' not in err
+    assert not (tmp_path / 'o1').exists()
+    junk = tmp_path / 'junk.mcap'
+    junk.write_bytes(b'this is not a bag' * 100)
+    code, _, err = run(seg_args(junk, tmp_path / 'o2', 'unused.ckpt'), capsys)
+    assert code == 1 and 'not an MCAP file' in err
+    code, _, err = run(seg_args(tmp_path / 'nothing', tmp_path / 'o3', 'unused.ckpt'), capsys)
+    assert code == 1 and 'input bag not found' in err
+
+
+# ---------------------------------------------------------------------- bag library
+def test_reader_lists_topics_and_decodes_frames(bags):
+    with bag.BagReader(bags['mcap']) as reader:
+        assert reader.storage == 'mcap'
+        assert reader.image_topics == [IMAGE_TOPIC, COMPRESSED_TOPIC]
+        assert reader.topics[IMAGE_TOPIC].count == FRAMES
+        frames = list(reader.frames([IMAGE_TOPIC, COMPRESSED_TOPIC]))
+    assert [f.index for f in frames if f.topic == IMAGE_TOPIC] == list(range(FRAMES))
+    assert all(f.rgb.shape == (H, W, 3) and f.rgb.flags.writeable for f in frames)
+    times = [f.timestamp for f in frames]
+    assert times == sorted(times)
+    raw = [f for f in frames if not f.compressed]
+    assert raw[0].stamp_ns + 4_000_000 == raw[0].timestamp
+
+
+def test_directory_without_metadata_is_read_through_its_storage_file(bags, tmp_path):
+    copy = tmp_path / 'interrupted'
+    shutil.copytree(bags['sqlite3'], copy)
+    (copy / 'metadata.yaml').unlink()
+    with bag.BagReader(copy) as reader:
+        assert len(list(reader.messages([IMAGE_TOPIC]))) == FRAMES
+    (single,) = copy.glob('*.db3')
+    with bag.BagReader(single) as reader:         # a bare storage file works as well
+        assert reader.topics[COMPRESSED_TOPIC].count == FRAMES
+
+
+def test_overlay_encoding_follows_the_camera():
+    assert not bag.source_is_bgr(bag.IMAGE, 'rgb8')
+    assert bag.source_is_bgr(bag.IMAGE, 'bgra8')
+    assert bag.source_is_bgr(bag.COMPRESSED_IMAGE, 'bgr8; jpeg compressed bgr8')
+    assert not bag.source_is_bgr(bag.COMPRESSED_IMAGE, 'rgb8; jpeg compressed bgr8')
+    assert bag.source_is_bgr(bag.COMPRESSED_IMAGE, 'jpeg')
+
+
+def test_output_topic_names():
+    assert output_prefixes(['/cam/image_raw/compressed']) == {
+        '/cam/image_raw/compressed': '/cam/image_raw/lseg'}
+    both = output_prefixes(['/cam/image_raw', '/cam/image_raw/compressed'])
+    assert both == {'/cam/image_raw': '/cam/image_raw/lseg',
+                    '/cam/image_raw/compressed': '/cam/image_raw/compressed/lseg'}
+
+
+def test_progress_line():
+    class Stream:
+        text = ''
+
+        def write(self, text):
+            self.text += text
+
+        def flush(self):
+            pass
+
+    progress = Progress(10, stream=Stream())
+    progress.update(5)
+    assert progress.line().startswith('[############............] 5/10 frames  50.0 %')
+    assert 'frames/s' in progress.line() and 'ETA' in progress.line()
+    progress.finish()
+    assert 'segment_bag: ' in progress.stream.text
+
+
+def test_make_sample_bag_cli_is_deterministic(tmp_path, capsys):
+    argv = ['--frames', '2', '--size', '32x24', '--storage', 'mcap', '--no-camera-info']
+    assert make_sample_bag(['--output', str(tmp_path / 'a')] + argv) == 0
+    assert make_sample_bag(['--output', str(tmp_path / 'b')] + argv) == 0
+    assert 'sensor_msgs/msg/CompressedImage' in capsys.readouterr().out
+    first, second = read_all(tmp_path / 'a'), read_all(tmp_path / 'b')
+    assert [m[:4] for m in first] == [m[:4] for m in second]
+    assert {m[0] for m in first} == {IMAGE_TOPIC, COMPRESSED_TOPIC}
+    assert make_sample_bag(['--output', str(tmp_path / 'a')] + argv) == 1     # exists
+    assert make_sample_bag(['--output', str(tmp_path / 'c'), '--size', 'big']) == 1
