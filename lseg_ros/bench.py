@@ -23,7 +23,6 @@ import os
 from pathlib import Path
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lseg_ros.frame_slot import percentiles
+from lseg_ros.node_process import start_node, stop_node
 
 DEFAULT_RATES = '2,5,peak'
 
@@ -252,20 +252,13 @@ def environment() -> Dict[str, str]:
     return info
 
 
-def spawn_node(args, image_topic: str) -> subprocess.Popen:
-    """Start lseg_node as the launch file does (executable + --ros-args)."""
-    exe = shutil.which('lseg_node') or f'{sys.executable} -m lseg_ros.node'
-    cmd = exe.split() + ['--ros-args', '-r', '__node:=lseg', '-r', f'image:={image_topic}',
-                         '-p', f'checkpoint:={args.checkpoint}', '-p', f'device:={args.device}',
-                         '-p', f'backend:={args.backend}', '-p', f'input_size:={args.size}',
-                         '-p', f'precision:={args.precision}', '-p', 'input_qos:=reliable',
-                         '-p', f'labels:={args.labels}']
-    if args.engine:
-        cmd += ['-p', f'engine:={args.engine}']
-    if args.params_file:
-        cmd += ['--params-file', args.params_file]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+def spawn_node(args, image_topic: str, log_path: str) -> subprocess.Popen:
+    """Start lseg_node as the launch file does, with the bench's settings."""
+    params = {'checkpoint': args.checkpoint or '', 'device': args.device,
+              'backend': args.backend, 'input_size': args.size, 'precision': args.precision,
+              'input_qos': 'reliable', 'labels': args.labels, 'engine': args.engine}
+    return start_node(params, {'image': image_topic}, log_path,
+                      params_file=args.params_file)
 
 
 def format_table(phases: List[Dict]) -> str:
@@ -350,18 +343,19 @@ def main(argv=None) -> int:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     proc = None
+    node_log = str(Path(args.output).with_suffix('.node.log'))
     report = {'config': vars(args), 'image_topic': image_topic,
               'frame_size': list(frames[0].shape[:2]), 'environment': environment(),
               'phases': []}
     try:
         start = time.monotonic()
         if args.spawn:
-            proc = spawn_node(args, image_topic)
+            proc = spawn_node(args, image_topic, node_log)
         # wait until the node answers (start-up time with --spawn)
         deadline = start + max(args.timeout, 600.0 if args.spawn else args.timeout)
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
-                print(proc.stdout.read(), file=sys.stderr)
+                print(Path(node_log).read_text(), file=sys.stderr)
                 print(f'bench: error: the node exited with code {proc.returncode}',
                       file=sys.stderr)
                 return 1
@@ -384,11 +378,7 @@ def main(argv=None) -> int:
         report['node_diagnostics'] = bench.diagnostics
     finally:
         if proc is not None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            stop_node(proc)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

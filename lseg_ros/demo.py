@@ -14,9 +14,6 @@ import argparse
 import json
 import os
 from pathlib import Path
-import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +25,7 @@ from lseg_ros.core.synthetic import write_reference_checkpoint
 from lseg_ros.core.variants import VIT_L16
 from lseg_ros.core.wordfree import cache_dir
 from lseg_ros.frame_slot import percentiles
+from lseg_ros.node_process import start_node, stop_node
 from lseg_ros.samples import sample_frames, SAMPLE_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,19 +53,6 @@ def untrained_warning() -> None:
           f'!! official layout. The masks are UNTRAINED and meaningless; put the official\n'
           f'!! checkpoint in models/ (see models/README.md) for real segmentation.\n{BANNER}',
           flush=True)
-
-
-def start_node(checkpoint: str, args, log_path: Path) -> subprocess.Popen:
-    """Start lseg_node the way launch/segment.launch.py does."""
-    exe = shutil.which('lseg_node')
-    cmd = ([exe] if exe else [sys.executable, '-m', 'lseg_ros.node']) + [
-        '--ros-args', '-r', '__node:=lseg', '--params-file', str(ROOT / 'config' / 'lseg.yaml'),
-        '-p', f'checkpoint:={checkpoint}', '-p', f'labels:={SAMPLE_LABELS}',
-        '-p', f'input_size:={args.size}', '-p', f'device:={args.device}',
-        '-p', 'input_qos:=reliable',
-        '-r', f'image:={CAMERA}', '-r', 'camera_info:=/demo/camera/camera_info']
-    return subprocess.Popen(cmd, stdout=open(log_path, 'w'), stderr=subprocess.STDOUT,
-                            start_new_session=True)
 
 
 def main(argv=None) -> int:
@@ -98,7 +83,11 @@ def main(argv=None) -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from lseg_ros.conversions import to_image_msg
 
-    proc = start_node(checkpoint, args, out / 'node.log')
+    proc = start_node({'checkpoint': checkpoint, 'labels': SAMPLE_LABELS,
+                       'input_size': args.size, 'device': args.device,
+                       'input_qos': 'reliable'},
+                      {'image': CAMERA, 'camera_info': '/demo/camera/camera_info'},
+                      str(out / 'node.log'))
     rclpy.init()
     node = rclpy.create_node('lseg_demo')
     lock = threading.Lock()
@@ -157,11 +146,7 @@ def main(argv=None) -> int:
             time.sleep(1.0 / args.rate)
         time.sleep(1.5)                                    # one more diagnostics message
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_node(proc, timeout=30)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
@@ -188,8 +173,8 @@ def main(argv=None) -> int:
             'frames_received', 'frames_processed', 'frames_dropped', 'frames_bad',
             'frames_lost_in_transport') if k in diagnostics},
         'latency_ms_stamp_to_mask': percentiles(latencies),
-        'node': {k: diagnostics.get(k) for k in ('backend', 'device', 'precision', 'variant',
-                                                  'input_size', 'fps', 'startup_s')},
+        'node': {k: diagnostics.get(k) for k in (
+            'backend', 'device', 'precision', 'variant', 'input_size', 'fps', 'startup_s')},
         'node_stages_p50_ms': {k[6:-7]: float(v) for k, v in diagnostics.items()
                                if k.startswith('stage_')},
     }

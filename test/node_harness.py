@@ -5,36 +5,13 @@
 import json
 import os
 from pathlib import Path
-import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from typing import Callable, Dict, List
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-PARAMS_FILE = ROOT / 'config' / 'lseg.yaml'
-
-
-def node_command(params: Dict[str, object], remaps: Dict[str, str] = None,
-                 name: str = 'lseg', namespace: str = '') -> List[str]:
-    """Return the command line launch would run: lseg_node --ros-args ... (params file first)."""
-    exe = shutil.which('lseg_node')
-    cmd = [exe] if exe else [sys.executable, '-m', 'lseg_ros.node']
-    cmd += ['--ros-args', '-r', f'__node:={name}', '--params-file', str(PARAMS_FILE)]
-    if namespace:
-        cmd += ['-r', f'__ns:={namespace}']
-    for key, value in params.items():
-        if value == '':
-            continue            # '-p name:=' is not valid on a command line; YAML has ''
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        cmd += ['-p', f'{key}:={text}']
-    for key, value in (remaps or {}).items():
-        cmd += ['-r', f'{key}:={value}']
-    return cmd
+from lseg_ros.node_process import start_node, stop_node
 
 
 class NodeProcess:
@@ -42,13 +19,10 @@ class NodeProcess:
 
     def __init__(self, params, remaps=None, log_path=None, **kwargs):
         self.log_path = Path(log_path or f'/tmp/lseg_node_{os.getpid()}_{time.time_ns()}.log')
-        self.log = open(self.log_path, 'w')
-        self.proc = subprocess.Popen(node_command(params, remaps, **kwargs), stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = start_node(params, remaps, str(self.log_path), **kwargs)
 
     def output(self) -> str:
         """Return everything the node printed so far."""
-        self.log.flush()
         return self.log_path.read_text()
 
     def wait_exit(self, timeout: float) -> int:
@@ -57,15 +31,7 @@ class NodeProcess:
 
     def stop(self) -> int:
         """SIGINT (like Ctrl-C / launch), then wait; returns the exit code."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+        return stop_node(self.proc)
 
 
 class RosClient:

@@ -1,0 +1,73 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Start and stop ``lseg_node`` as a separate process, the way the launch file does.
+
+Used by ``bench --spawn``, ``make demo`` and the tests: the executable with ``--ros-args``,
+the package's ``config/lseg.yaml`` as parameters file, then ``-p`` overrides and remaps.
+"""
+
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+SOURCE_PARAMS = Path(__file__).resolve().parents[1] / 'config' / 'lseg.yaml'
+
+
+def default_params_file() -> str:
+    """Return the installed config/lseg.yaml (the source tree's when not installed)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        installed = Path(get_package_share_directory('lseg_ros')) / 'config' / 'lseg.yaml'
+        if installed.exists():
+            return str(installed)
+    except (ImportError, LookupError, ValueError):
+        pass
+    return str(SOURCE_PARAMS)
+
+
+def node_command(params: Dict[str, object], remaps: Optional[Dict[str, str]] = None,
+                 name: str = 'lseg', namespace: str = '',
+                 params_file: Optional[str] = None) -> List[str]:
+    """Return the command line: ``lseg_node --ros-args --params-file … -p … -r …``."""
+    exe = shutil.which('lseg_node')
+    cmd = [exe] if exe else [sys.executable, '-m', 'lseg_ros.node']
+    cmd += ['--ros-args', '-r', f'__node:={name}', '--params-file',
+            params_file or default_params_file()]
+    if namespace:
+        cmd += ['-r', f'__ns:={namespace}']
+    for key, value in params.items():
+        if value == '':
+            continue            # '-p name:=' is not valid on a command line; the YAML has ''
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        cmd += ['-p', f'{key}:={text}']
+    for key, value in (remaps or {}).items():
+        cmd += ['-r', f'{key}:={value}']
+    return cmd
+
+
+def start_node(params: Dict[str, object], remaps: Optional[Dict[str, str]] = None,
+               log_path: Optional[str] = None, **kwargs) -> subprocess.Popen:
+    """Start lseg_node in its own process group; its output goes to ``log_path``."""
+    log = open(log_path, 'w') if log_path else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(node_command(params, remaps, **kwargs), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        if log_path:
+            log.close()
+
+
+def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> int:
+    """SIGINT the node's process group (like Ctrl-C), SIGKILL after ``timeout``; exit code."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
