@@ -425,6 +425,30 @@ class BagReader:
             yield message, index
 
 
+def read_image_frames(path, topic: Optional[str] = None, count: int = 0) -> List[np.ndarray]:
+    """Return the first ``count`` (0: all) frames of an image topic of a bag as RGB arrays.
+
+    ``topic`` may be omitted when the bag has a single Image or CompressedImage topic.
+    """
+    with BagReader(path) as reader:
+        if not topic:
+            images = reader.image_topics
+            if len(images) != 1:
+                raise BagTopicError(
+                    f'bag {path} has {len(images)} image topics; name one of: '
+                    + (', '.join(images) or 'none'))
+            topic = images[0]
+        reader.require_topics([topic])
+        frames = []
+        for frame in reader.frames([topic]):
+            frames.append(frame.rgb)
+            if count and len(frames) >= count:
+                break
+    if not frames:
+        raise BagError(f'topic {topic} of bag {path} has no messages')
+    return frames
+
+
 def deserialize(message: BagMessage):
     """Return the rosbags message object of a serialized message."""
     try:

@@ -404,6 +404,13 @@ def test_reader_lists_topics_and_decodes_frames(bags):
     assert raw[0].stamp_ns + 4_000_000 == raw[0].timestamp
 
 
+def test_read_image_frames_for_the_bench(bags):
+    frames = bag.read_image_frames(bags['sqlite3'], COMPRESSED_TOPIC, count=2)
+    assert len(frames) == 2 and frames[0].shape == (H, W, 3)
+    with pytest.raises(bag.BagTopicError, match='has 2 image topics'):
+        bag.read_image_frames(bags['sqlite3'])
+
+
 def test_directory_without_metadata_is_read_through_its_storage_file(bags, tmp_path):
     copy = tmp_path / 'interrupted'
     shutil.copytree(bags['sqlite3'], copy)
