@@ -10,15 +10,20 @@ them.
 """
 
 from abc import ABC, abstractmethod
-from typing import Dict, Optional
+import inspect
+import logging
+from typing import Dict, List, Optional
 
 import torch
 
 from lseg_ros.core.errors import BackendError
 
+LOG = logging.getLogger(__name__)
+
 #: Names accepted by the ``backend`` parameter, in the order ``auto`` prefers them.
 BACKENDS = ('auto', 'tensorrt', 'torch', 'onnxruntime')
-PRECISIONS = ('fp32', 'fp16')
+#: ``auto``: fp16 for torch on a GPU, the graph's or engine's precision otherwise.
+PRECISIONS = ('fp32', 'fp16', 'auto')
 
 
 class EncoderBackend(ABC):
@@ -70,38 +75,97 @@ def create_backend(name: str, weights=None, device: str = 'auto', precision: str
 
     ``weights`` (:class:`~lseg_ros.core.checkpoint.LsegWeights`) feeds the torch backend;
     ``engine`` a TensorRT engine file; ``onnx`` an ONNX file for ONNX Runtime.
+    ``precision`` ``auto`` lets the backend decide: torch fp16 on a GPU and fp32 on the
+    CPU, ONNX Runtime and TensorRT the precision of their graph or engine; an explicit
+    precision is checked against the graph or engine.  ``options`` go to the backend's
+    constructor (e.g. ``cuda_graph``, ``compile`` for torch).  With ``auto``, a candidate
+    that cannot run here (no TensorRT, engine built elsewhere, no CUDA provider) is
+    skipped with a warning and the next one is tried.
     """
     name = (name or 'auto').strip().lower()
     if name not in BACKENDS:
         raise BackendError(f'unknown backend {name!r}; choose one of {", ".join(BACKENDS)}')
+    precision = (precision or 'auto').strip().lower()
     if precision not in PRECISIONS:
         raise BackendError(f'unknown precision {precision!r}; choose one of '
                            f'{", ".join(PRECISIONS)}')
     resolved = resolve_device(device)
-    if name == 'auto':
-        name = _auto_backend(resolved, engine, onnx)
+    if name != 'auto':
+        return _create(name, weights, resolved, precision, engine, onnx, options)
+    candidates = auto_candidates(resolved, engine, onnx, weights is not None)
+    if not candidates:
+        raise BackendError('backend auto: nothing to run; give a checkpoint (torch), an ONNX '
+                           'file (onnxruntime) or an engine (tensorrt)')
+    first_error = None
+    for index, candidate in enumerate(candidates):
+        try:
+            backend = _create(candidate, weights, resolved, precision, engine, onnx,
+                              options, strict=False)
+        except BackendError as error:
+            first_error = first_error or error
+            if index + 1 < len(candidates):
+                LOG.warning('backend auto: %s cannot run here (%s); trying %s', candidate,
+                            error, candidates[index + 1])
+            continue
+        LOG.info('backend auto: using %s on %s', candidate, resolved)
+        return backend
+    raise first_error
+
+
+def _create(name: str, weights, device: torch.device, precision: str, engine: Optional[str],
+            onnx: Optional[str], options: Dict, strict: bool = True) -> EncoderBackend:
     if name == 'torch':
-        from lseg_ros.core.backends.torch_backend import TorchBackend
+        from lseg_ros.core.backends.torch_backend import TorchBackend as cls
         if weights is None:
             raise BackendError('the torch backend needs a checkpoint')
-        return TorchBackend(weights, resolved, precision, **options)
-    if name == 'onnxruntime':
-        from lseg_ros.core.backends.onnxruntime_backend import OnnxRuntimeBackend
-        return OnnxRuntimeBackend(onnx, resolved, precision, **options)
-    from lseg_ros.core.backends.tensorrt_backend import TensorRTBackend
-    return TensorRTBackend(engine, resolved, precision, **options)
+        args = (weights, device, precision)
+    elif name == 'onnxruntime':
+        from lseg_ros.core.backends.onnxruntime_backend import OnnxRuntimeBackend as cls
+        args = (onnx, device, precision)
+    else:
+        from lseg_ros.core.backends.tensorrt_backend import TensorRTBackend as cls
+        args = (engine, device, precision)
+        options = dict(options)
+        options.setdefault('onnx', onnx)
+    return cls(*args, **_accepted(cls, name, options, strict))
 
 
-def _auto_backend(device: torch.device, engine: Optional[str], onnx: Optional[str]) -> str:
-    """Pick a backend for ``auto``.
+def _accepted(cls, name: str, options: Dict, strict: bool) -> Dict:
+    """Return the ``options`` that ``cls`` takes; unknown ones raise (strict) or are dropped."""
+    parameters = inspect.signature(cls.__init__).parameters
+    unknown = sorted(k for k in options if k not in parameters)
+    if unknown and strict:
+        known = [p for p in parameters if p not in ('self', 'weights', 'device', 'precision',
+                                                    'engine', 'onnx')]
+        raise BackendError(f'backend {name} does not take option(s) {unknown}; it takes '
+                           f'{known}')
+    return {k: v for k, v in options.items() if k in parameters}
 
-    TensorRT when an engine is configured and TensorRT runs here, else ONNX Runtime when
-    only an ONNX file is configured, else torch.
+
+def auto_candidates(device: torch.device, engine: Optional[str], onnx: Optional[str],
+                    have_weights: bool = True) -> List[str]:
+    """Return the backends ``auto`` tries, best first.
+
+    TensorRT when an engine is configured, the device is a GPU and a TensorRT module is
+    installed; ONNX Runtime when an ONNX file is configured; torch when there is a
+    checkpoint.
     """
+    candidates = []
     if engine and device.type == 'cuda':
         from lseg_ros.core.backends.tensorrt_backend import tensorrt_available
         if tensorrt_available():
-            return 'tensorrt'
-    if onnx and not engine:
-        return 'onnxruntime'
-    return 'torch'
+            candidates.append('tensorrt')
+        else:
+            LOG.warning('backend auto: engine %s given but no TensorRT module is installed',
+                        engine)
+    if onnx:
+        candidates.append('onnxruntime')
+    if have_weights:
+        candidates.append('torch')
+    return candidates
+
+
+def _auto_backend(device: torch.device, engine: Optional[str], onnx: Optional[str]) -> str:
+    """Return the first backend ``auto`` tries (kept for callers of the old helper)."""
+    candidates = auto_candidates(device, engine, onnx)
+    return candidates[0]

@@ -1,23 +1,144 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""PyTorch backend: eager fp32 on the CPU (and GPU)."""
+"""PyTorch backend: eager fp32 on the CPU; on a GPU fp32 or fp16, eager, CUDA graphs or compiled.
+
+On a GPU the fast path is fp16 weights and activations with LayerNorm kept in float32
+(:func:`lseg_ros.core.export.keep_layernorm_fp32`; timm's fused attention already
+accumulates its softmax in float32), replayed from one CUDA graph per input shape: the
+eager model is captured with ``torch.cuda.CUDAGraph`` into static input/output buffers
+(after a warm-up on a side stream), so a frame costs one graph launch instead of hundreds
+of kernel launches.  Alternatively ``compile_mode='reduce-overhead'`` (or another
+``torch.compile`` mode) compiles the model (Inductor, which also uses CUDA graphs).
+
+The returned features of a graph or a compiled model live in a buffer that the next call
+of the same shape overwrites: consume (or copy) them before the next call, as the
+pipeline does.
+"""
+
+import logging
+from typing import Dict, Optional, Tuple
 
 import torch
 
 from lseg_ros.core.backends.base import EncoderBackend
 from lseg_ros.core.checkpoint import build_image_encoder
+from lseg_ros.core.errors import BackendError
+
+LOG = logging.getLogger(__name__)
+
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+
+
+class _Graph:
+    """One captured CUDA graph with its static input and output."""
+
+    def __init__(self, graph, static_input: torch.Tensor, static_output: torch.Tensor):
+        self.graph = graph
+        self.input = static_input
+        self.output = static_output
 
 
 class TorchBackend(EncoderBackend):
-    """The image encoder in PyTorch."""
+    """The image encoder in PyTorch.
+
+    ``precision``: ``fp32``, ``fp16`` (GPU only) or ``auto`` (fp16 on a GPU, else fp32).
+    ``cuda_graph``: replay one captured CUDA graph per input shape (default: on for a GPU
+    unless ``compile_mode`` is set).  ``compile_mode``: a ``torch.compile`` mode, or None.
+    """
 
     name = 'torch'
 
-    def __init__(self, weights, device: torch.device, precision: str = 'fp32'):
+    def __init__(self, weights, device: torch.device, precision: str = 'fp32',
+                 cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = None,
+                 warmup_iterations: int = 2):
+        device = torch.device(device)
+        cuda = device.type == 'cuda'
+        if precision == 'auto':
+            precision = 'fp16' if cuda else 'fp32'
+        if precision not in ('fp32', 'fp16'):
+            raise BackendError(f'torch backend: unknown precision {precision!r}')
+        if precision == 'fp16' and not cuda:
+            raise BackendError('torch backend: fp16 needs a CUDA device; use fp32 on the CPU')
+        if compile_mode is not None and compile_mode not in COMPILE_MODES:
+            raise BackendError(f'torch backend: unknown compile mode {compile_mode!r}; choose '
+                               f'one of {", ".join(COMPILE_MODES)}')
+        if cuda_graph is None:
+            cuda_graph = cuda and compile_mode is None
+        if cuda_graph and not cuda:
+            raise BackendError('torch backend: CUDA graphs need a CUDA device')
+        if cuda_graph and compile_mode is not None:
+            raise BackendError('torch backend: choose either cuda_graph or compile_mode')
         super().__init__(device, precision)
-        self.model = build_image_encoder(weights, device)
+        self.dtype = torch.float16 if precision == 'fp16' else torch.float32
+        if precision == 'fp16':
+            from lseg_ros.core.export import half_encoder
+            self.model = half_encoder(weights, device)
+        else:
+            self.model = build_image_encoder(weights, device)
+        self.cuda_graph = bool(cuda_graph)
+        self.compile_mode = compile_mode
+        self.warmup_iterations = max(1, int(warmup_iterations))
+        self._graphs: Dict[Tuple[int, ...], Optional[_Graph]] = {}
+        self._pool = None
+        self._forward = self.model
+        if compile_mode is not None:
+            self._forward = torch.compile(self.model, mode=compile_mode, dynamic=False)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a normalised input."""
-        return self.model(x)
+        if not self.cuda_graph:
+            return self._forward(x.to(self.dtype))
+        shape = tuple(x.shape)
+        if shape not in self._graphs:
+            self._graphs[shape] = self._capture(x)
+        entry = self._graphs[shape]
+        if entry is None:                       # capture failed for this shape: eager
+            return self._forward(x.to(self.dtype))
+        entry.input.copy_(x)
+        entry.graph.replay()
+        return entry.output
+
+    def _capture(self, x: torch.Tensor) -> Optional[_Graph]:
+        """Capture the model at the shape of ``x`` (None when capture fails)."""
+        static_input = torch.empty(x.shape, dtype=self.dtype, device=self.device)
+        static_input.copy_(x)
+        current = torch.cuda.current_stream(self.device)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(current)
+        try:
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup_iterations):    # lazy init, cuDNN/cuBLAS choices
+                    self.model(static_input)
+            current.wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'):
+                static_output = self.model(static_input)
+        except RuntimeError as error:
+            torch.cuda.synchronize(self.device)
+            LOG.warning('torch backend: CUDA graph capture failed at %s (%s); running eager '
+                        'for this shape', tuple(x.shape), error)
+            return None
+        if self._pool is None:
+            self._pool = graph.pool()          # shapes share one memory pool
+        LOG.debug('torch backend: captured a CUDA graph for input %s', tuple(x.shape))
+        return _Graph(graph, static_input, static_output)
+
+    def describe(self) -> Dict[str, str]:
+        """Return what this backend runs."""
+        info = super().describe()
+        mode = ('cuda_graph' if self.cuda_graph else
+                f'compile:{self.compile_mode}' if self.compile_mode else 'eager')
+        info.update(mode=mode, torch=torch.__version__)
+        if self.precision == 'fp16':
+            info['fp32_ops'] = 'LayerNorm (attention softmax accumulates in fp32)'
+        return info
+
+    def close(self) -> None:
+        """Drop graphs and weights."""
+        self._graphs.clear()
+        self._pool = None
+        self._forward = None
+        self.model = None
+        if self.device.type == 'cuda':
+            torch.cuda.empty_cache()

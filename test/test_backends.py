@@ -1,0 +1,287 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Backends behind one interface: selection, ONNX Runtime, torch, and the TensorRT logic.
+
+The TensorRT backend's logic (I/O discovery, per-shape buffers, when TensorRT state is
+changed, metadata checks, CUDA-graph capture and fallback) runs against the test double in
+:mod:`test_engine_fakes`; it is not a TensorRT verification.  Tests marked ``gpu`` need CUDA
+and are skipped without it.
+"""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+from test_engine import tiny_onnx
+from test_engine_fakes import expected_features, FakeEngine, make_fake_trt, register_allocator
+from test_reference import check_against_reference
+import torch
+
+from lseg_ros.core.backends import create_backend
+from lseg_ros.core.backends.base import auto_candidates
+from lseg_ros.core.backends.tensorrt_backend import EngineRunner, TensorRTBackend
+from lseg_ros.core.engine import build_engine, BuildOptions
+from lseg_ros.core.errors import BackendError, EngineMismatchError
+from lseg_ros.core.export import export_image_encoder
+from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
+
+CUDA = torch.cuda.is_available()
+
+
+def gpu(function):
+    """Mark a test as needing CUDA (skipped without it; select with -m gpu)."""
+    return pytest.mark.gpu(pytest.mark.skipif(not CUDA, reason='needs a CUDA GPU')(function))
+
+
+@pytest.fixture(scope='module')
+def vit_onnx(vit_weights, tmp_path_factory):
+    """ViT-L/16 fp32 ONNX, dynamic H/W, traced at the reference size 96x128."""
+    path = tmp_path_factory.mktemp('vit_onnx') / 'lseg_vitl16.onnx'
+    result = export_image_encoder(vit_weights, path, size=(96, 128), check_sizes=[(96, 128)])
+    assert all(c['passed'] for c in result.checks)
+    yield str(path)
+    os.remove(path)
+
+
+@pytest.fixture(scope='module')
+def rn_weights(rn_checkpoint):
+    from lseg_ros.core.checkpoint import load_weights
+    return load_weights(rn_checkpoint)
+
+
+# ------------------------------------------------------------------------ ONNX Runtime
+def test_onnxruntime_backend_reproduces_the_reference(vit_weights, vit_onnx, reference):
+    pipeline = LsegPipeline.from_checkpoint(vit_weights, backend='onnxruntime', device='cpu',
+                                            onnx=vit_onnx, input_size=128,
+                                            labels='dog, grass, other')
+    assert pipeline.backend.name == 'onnxruntime'
+    assert pipeline.describe()['providers'] == 'CPUExecutionProvider'
+    result = pipeline.segment(reference['image_rgb'], OutputRequest(raw=True))
+    check_against_reference({'image_features': result.image_features,
+                             'text_features': result.label_set.text_features.numpy(),
+                             'logits': result.logits, 'mask': result.mask}, reference)
+
+
+def test_onnxruntime_backend_errors(vit_onnx, tmp_path):
+    with pytest.raises(BackendError, match='needs an ONNX'):
+        create_backend('onnxruntime', device='cpu')
+    with pytest.raises(BackendError, match='not found'):
+        create_backend('onnxruntime', device='cpu', onnx=str(tmp_path / 'none.onnx'))
+    with pytest.raises(BackendError, match='fp32 graph but precision fp16'):
+        create_backend('onnxruntime', device='cpu', precision='fp16', onnx=vit_onnx)
+    import onnxruntime
+    if CUDA and 'CUDAExecutionProvider' not in onnxruntime.get_available_providers():
+        with pytest.raises(BackendError, match='no CUDAExecutionProvider'):
+            create_backend('onnxruntime', device='cuda', onnx=vit_onnx)
+    backend = create_backend('onnxruntime', device='cpu', onnx=vit_onnx)
+    assert backend.precision == 'fp32'
+    with pytest.raises(BackendError, match='onnxruntime failed'):
+        backend(torch.zeros(1, 3, 30, 32))      # not a valid ViT input
+
+
+# ----------------------------------------------------------------------------- selection
+def test_create_backend_rejects_bad_names_and_options(rn_weights):
+    with pytest.raises(BackendError, match='unknown backend'):
+        create_backend('tensorflow', rn_weights, 'cpu')
+    with pytest.raises(BackendError, match='unknown precision'):
+        create_backend('torch', rn_weights, 'cpu', precision='int8')
+    with pytest.raises(BackendError, match='does not take option'):
+        create_backend('torch', rn_weights, 'cpu', warp_speed=True)
+    with pytest.raises(BackendError, match='needs a checkpoint'):
+        create_backend('torch', None, 'cpu')
+    with pytest.raises(BackendError, match='fp16 needs a CUDA'):
+        create_backend('torch', rn_weights, 'cpu', precision='fp16')
+    with pytest.raises(BackendError, match='CUDA graphs need'):
+        create_backend('torch', rn_weights, 'cpu', cuda_graph=True)
+    with pytest.raises(BackendError, match='unknown compile mode'):
+        create_backend('torch', rn_weights, 'cpu', compile_mode='fastest')
+    cpu = create_backend('torch', rn_weights, 'cpu', precision='auto')
+    assert cpu.precision == 'fp32' and cpu.describe()['mode'] == 'eager'
+
+
+def test_auto_candidates_order(tmp_path, monkeypatch):
+    from lseg_ros.core.backends import tensorrt_backend
+    cpu, cuda = torch.device('cpu'), torch.device('cuda')
+    assert auto_candidates(cpu, 'm.engine', 'm.onnx') == ['onnxruntime', 'torch']
+    assert auto_candidates(cpu, None, None) == ['torch']
+    monkeypatch.setattr(tensorrt_backend, 'tensorrt_available', lambda: True)
+    assert auto_candidates(cuda, 'm.engine', 'm.onnx') == ['tensorrt', 'onnxruntime', 'torch']
+    assert auto_candidates(cpu, 'm.engine', None) == ['torch']
+    monkeypatch.setattr(tensorrt_backend, 'tensorrt_available', lambda: False)
+    assert auto_candidates(cuda, 'm.engine', None, have_weights=False) == []
+
+
+def test_auto_falls_back_with_a_warning(rn_weights, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    backend = create_backend('auto', rn_weights, 'cpu', onnx=str(tmp_path / 'missing.onnx'),
+                             cuda_graph=False)
+    assert backend.name == 'torch'
+    assert 'onnxruntime cannot run here' in caplog.text
+    with pytest.raises(BackendError, match='not found'):
+        create_backend('auto', None, 'cpu', onnx=str(tmp_path / 'missing.onnx'))
+
+
+# ------------------------------------------------------------------- TensorRT (CPU logic)
+def runner_fixture(profile=((1, 3, 32, 32), (1, 3, 64, 64), (1, 3, 128, 128))):
+    fake = make_fake_trt()
+    engine = FakeEngine(fake, {
+        'io': [{'name': 'image', 'mode': 'INPUT', 'dtype': 'FLOAT'},
+               {'name': 'features', 'mode': 'OUTPUT', 'dtype': 'HALF'}],
+        'profiles': {'image': [list(p) for p in profile]}})
+    context = engine.create_execution_context()
+    return fake, EngineRunner(fake, engine, context, register_allocator(fake))
+
+
+def test_engine_runner_touches_tensorrt_state_only_on_shape_change():
+    fake, runner = runner_fixture()
+    assert (runner.input, runner.output) == ('image', 'features')
+    assert runner.dtypes == {'image': torch.float32, 'features': torch.float16}
+    names_read = fake.calls['get_tensor_name']
+    shapes = [(1, 3, 64, 64)] * 3 + [(1, 3, 32, 96)] * 2 + [(1, 3, 64, 64)]
+    entries = {}
+    for shape in shapes:
+        entry = runner.select(shape)
+        entries.setdefault(shape, entry)
+        assert entry is entries[shape]                      # buffers allocated once per shape
+        x = torch.randn(shape)
+        entry.buffers['image'].copy_(x)
+        runner.enqueue(0)
+        torch.testing.assert_close(entry.buffers['features'].float(),
+                                   expected_features(x), rtol=2e-3, atol=2e-3)
+    assert fake.calls['get_tensor_name'] == names_read      # I/O names read once
+    assert runner.state_changes == 3                        # 64x64, 32x96, 64x64 again
+    assert fake.calls['set_input_shape'] == 3
+    assert fake.calls['set_tensor_address'] == 6
+    assert len(fake.buffers) == 4
+    assert entries[(1, 3, 32, 96)].buffers['features'].shape == (1, 512, 16, 48)
+
+
+def test_engine_runner_rejects_shapes_outside_the_profile():
+    fake, runner = runner_fixture()
+    for shape in ((1, 3, 256, 64), (1, 3, 16, 64), (2, 3, 64, 64), (1, 3, 64)):
+        with pytest.raises(BackendError, match='outside the engine profile'):
+            runner.select(shape)
+    assert fake.calls['set_input_shape'] == 0
+    fake.fail_execute = True
+    runner.select((1, 3, 64, 64))
+    with pytest.raises(BackendError, match='execute_async_v3 failed'):
+        runner.enqueue(0)
+
+
+def test_engine_runner_needs_one_input_and_one_output():
+    fake = make_fake_trt()
+    engine = FakeEngine(fake, {'io': [{'name': 'a', 'mode': 'INPUT', 'dtype': 'FLOAT'},
+                                      {'name': 'b', 'mode': 'INPUT', 'dtype': 'FLOAT'},
+                                      {'name': 'c', 'mode': 'OUTPUT', 'dtype': 'FLOAT'}],
+                               'profiles': {}})
+    with pytest.raises(BackendError, match='one input and one output'):
+        EngineRunner(fake, engine, engine.create_execution_context(), register_allocator(fake))
+
+
+def fake_engine_file(tmp_path, flavour='trt10', dtype=None):
+    from onnx import TensorProto
+    trt = make_fake_trt(flavour)
+    onnx_path = tiny_onnx(tmp_path / 'tiny.onnx', dtype or TensorProto.FLOAT16)
+    engine = str(tmp_path / 'tiny.engine')
+    build_engine(onnx_path, engine, BuildOptions(min_shapes={'': '32x32'},
+                                                 opt_shapes={'': '64x64'},
+                                                 max_shapes={'': '128x128'}), trt=trt)
+    return trt, onnx_path, engine
+
+
+def test_tensorrt_backend_refuses_cpu_and_missing_files(tmp_path):
+    trt, _, engine = fake_engine_file(tmp_path)
+    with pytest.raises(BackendError, match='needs an engine'):
+        create_backend('tensorrt', device='cpu')
+    with pytest.raises(BackendError, match='not found'):
+        TensorRTBackend(str(tmp_path / 'none.engine'), 'cpu', trt=trt)
+    with pytest.raises(BackendError, match='needs a CUDA device'):
+        TensorRTBackend(engine, 'cpu', trt=trt)
+
+
+# ------------------------------------------------------------------- GPU (skipped in CI)
+@gpu
+def test_tensorrt_backend_with_fake_engine_on_gpu(tmp_path, monkeypatch):
+    trt, onnx_path, engine = fake_engine_file(tmp_path)
+    allocate = register_allocator(trt)
+    monkeypatch.setattr(TensorRTBackend, '_allocate',
+                        lambda self, shape, dtype: allocate(shape, dtype, self.device))
+    backend = TensorRTBackend(engine, 'cuda', 'auto', onnx=onnx_path, trt=trt)
+    assert backend.precision == 'fp16' and backend.describe()['cuda_graph'] == 'per shape'
+    for shape in [(1, 3, 64, 64)] * 4 + [(1, 3, 32, 96)] * 3 + [(1, 3, 64, 64)] * 2:
+        x = torch.randn(shape, device='cuda')
+        out = backend(x)
+        torch.testing.assert_close(out.float(), expected_features(x).float(), rtol=2e-3,
+                                   atol=2e-3)
+    # per shape: one warm-up enqueue + one captured; after the switch back one plain enqueue
+    assert trt.calls['execute_async_v3'] == 2 + 2 + 1
+    assert trt.calls['set_input_shape'] == 3
+    with pytest.raises(EngineMismatchError, match='precision is fp16, requested fp32'):
+        TensorRTBackend(engine, 'cuda', 'fp32', trt=trt)
+    with pytest.raises(EngineMismatchError, match='TensorRT 10.3.0.26, this is 10.9'):
+        TensorRTBackend(engine, 'cuda', 'auto', trt=make_fake_trt('trt10', version='10.9'))
+    with open(engine, 'ab') as handle:
+        handle.write(b'x')
+    with pytest.raises(EngineMismatchError, match='does not match its metadata'):
+        TensorRTBackend(engine, 'cuda', trt=trt)
+
+
+@gpu
+def test_tensorrt_backend_falls_back_when_capture_fails(tmp_path, monkeypatch, caplog):
+    trt, _, engine = fake_engine_file(tmp_path)
+    allocate = register_allocator(trt)
+    monkeypatch.setattr(TensorRTBackend, '_allocate',
+                        lambda self, shape, dtype: allocate(shape, dtype, self.device))
+    backend = TensorRTBackend(engine, 'cuda', trt=trt)
+    context = backend.runner.context
+    plain = context.execute_async_v3
+
+    def refuse_under_capture(handle):
+        if torch.cuda.is_current_stream_capturing():
+            return False
+        return plain(handle)
+
+    context.execute_async_v3 = refuse_under_capture
+    caplog.set_level(logging.WARNING)
+    x = torch.randn(1, 3, 64, 64, device='cuda')
+    for _ in range(3):
+        torch.testing.assert_close(backend(x).float(), expected_features(x), rtol=2e-3,
+                                   atol=2e-3)
+    assert 'capture failed' in caplog.text
+    assert backend.runner.entries[(1, 3, 64, 64)].graph is False
+
+
+@gpu
+def test_tensorrt_rtx_engine_refused_by_validity(tmp_path):
+    trt, _, engine = fake_engine_file(tmp_path, 'rtx')
+    trt.validity_bits = 2
+    with pytest.raises(EngineMismatchError, match='UNSUPPORTED_CC'):
+        TensorRTBackend(engine, 'cuda', trt=trt)
+
+
+@gpu
+def test_torch_fp16_graph_backend_matches_fp32(rn_weights):
+    fp32 = create_backend('torch', rn_weights, 'cuda', 'fp32', cuda_graph=False)
+    fp16 = create_backend('torch', rn_weights, 'cuda', 'fp16')
+    assert fp16.describe()['mode'] == 'cuda_graph'
+    for shape in ((1, 3, 96, 128), (1, 3, 128, 96), (1, 3, 96, 128)):
+        x = torch.randn(shape, device='cuda')
+        ref = fp32(x).double()
+        out = fp16(x)
+        assert out.dtype == torch.float16
+        cos = torch.nn.functional.cosine_similarity(ref, out.double(), dim=1)
+        assert cos.min() > 0.999
+    assert len(fp16._graphs) == 2
+
+
+@gpu
+def test_torch_fp16_keeps_layernorm_fp32(vit_weights):
+    from lseg_ros.core.export import Fp32LayerNorm
+    backend = create_backend('torch', vit_weights, 'cuda', 'fp16', cuda_graph=False)
+    norms = [m for m in backend.model.modules() if isinstance(m, Fp32LayerNorm)]
+    assert len(norms) == 48 and all(n.weight.dtype == torch.float32 for n in norms)
+    assert next(backend.model.parameters()).dtype in (torch.float16, torch.float32)
+    x = torch.randn(1, 3, 64, 96, device='cuda')
+    assert backend(x).dtype == torch.float16
+    np.testing.assert_equal(tuple(backend(x).shape), (1, 512, 32, 48))
