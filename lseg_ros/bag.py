@@ -27,6 +27,7 @@ report the damage.
 from dataclasses import dataclass, field
 import functools
 import logging
+import os
 from pathlib import Path
 import shutil
 import struct
@@ -539,47 +540,59 @@ class _McapScanner:
                         yield channel[0], channel[1], record[1], record[2]
 
     def _records(self, path: Path):
-        with open(path, 'rb') as handle:
-            data = handle.read()
-        if data[:8] != _MCAP_MAGIC:
-            raise CorruptBagError(f'{path} is not an MCAP file (bad magic)')
+        """Yield the records of one file, reading it record by record (not all at once)."""
         schemas: Dict[int, Tuple[str, str]] = {}
-        yield from self._parse(data, 8, len(data), schemas, path, top=True)
+        with open(path, 'rb') as handle:
+            if handle.read(8) != _MCAP_MAGIC:
+                raise CorruptBagError(f'{path} is not an MCAP file (bad magic)')
+            size = os.fstat(handle.fileno()).st_size
+            offset = 8
+            while offset < size:
+                head = handle.read(9)
+                if len(head) < 9:
+                    raise CorruptBagError(
+                        f'{path} is truncated at byte {offset} (incomplete record)')
+                opcode = head[0]
+                (length,) = struct.unpack_from('<Q', head, 1)
+                if offset + 9 + length > size:
+                    raise CorruptBagError(
+                        f'{path} is truncated: the record at byte {offset} needs {length} '
+                        f'bytes, {size - offset - 9} remain')
+                if opcode == 0x02 or opcode == 0x0F:            # footer, data end
+                    return
+                if opcode in (0x03, 0x04, 0x05, 0x06):
+                    body = handle.read(length)
+                    yield from self._handle(opcode, body, schemas, path, offset, top=True)
+                else:
+                    handle.seek(length, os.SEEK_CUR)
+                offset += 9 + length
 
-    def _parse(self, data: bytes, offset: int, end: int, schemas, path, top: bool):
-        while offset < end:
-            if end - offset < 9:
-                raise CorruptBagError(f'{path} is truncated at byte {offset} (incomplete record)')
-            opcode = data[offset]
-            (length,) = struct.unpack_from('<Q', data, offset + 1)
-            body = offset + 9
-            if body + length > end:
-                raise CorruptBagError(
-                    f'{path} is truncated: the record at byte {offset} needs {length} bytes, '
-                    f'{end - body} remain')
-            record = memoryview(data)[body:body + length]
-            offset = body + length
-            if opcode == 0x02 or (opcode == 0x0F and top):      # footer, data end
-                return
-            try:
-                if opcode == 0x03:
-                    schema_id, name, _, text = _schema(record)
-                    schemas[schema_id] = (name, text)
-                elif opcode == 0x04:
-                    channel_id, schema_id, topic, metadata = _channel(record)
-                    name, text = schemas.get(schema_id, ('', ''))
-                    yield 'channel', (channel_id, topic, name, _metadata_qos(metadata), text)
-                elif opcode == 0x05:
-                    channel_id, _, log_time, _ = struct.unpack_from('<HIQQ', record, 0)
-                    yield 'message', (channel_id, log_time, bytes(record[22:]))
-                elif opcode == 0x06 and top:
-                    chunk = _chunk(record)
-                    yield from self._parse(chunk, 0, len(chunk), schemas, path, top=False)
-            except CorruptBagError:
-                raise
-            except (struct.error, ValueError, UnicodeDecodeError, IndexError) as error:
-                raise CorruptBagError(
-                    f'{path}: damaged record at byte {body - 9}: {error}') from error
+    def _handle(self, opcode: int, record: bytes, schemas, path, offset: int, top: bool):
+        try:
+            if opcode == 0x03:
+                schema_id, name, _, text = _schema(record)
+                schemas[schema_id] = (name, text)
+            elif opcode == 0x04:
+                channel_id, schema_id, topic, metadata = _channel(record)
+                name, text = schemas.get(schema_id, ('', ''))
+                yield 'channel', (channel_id, topic, name, _metadata_qos(metadata), text)
+            elif opcode == 0x05:
+                channel_id, _, log_time, _ = struct.unpack_from('<HIQQ', record, 0)
+                yield 'message', (channel_id, log_time, record[22:])
+            elif opcode == 0x06 and top:
+                chunk = _chunk(record)
+                inner = 0
+                while inner < len(chunk):
+                    if len(chunk) - inner < 9:
+                        raise ValueError('chunk ends inside a record header')
+                    (length,) = struct.unpack_from('<Q', chunk, inner + 1)
+                    if inner + 9 + length > len(chunk):
+                        raise ValueError('a record runs past the end of its chunk')
+                    yield from self._handle(chunk[inner], chunk[inner + 9:inner + 9 + length],
+                                            schemas, path, offset, top=False)
+                    inner += 9 + length
+        except (struct.error, ValueError, UnicodeDecodeError, IndexError) as error:
+            raise CorruptBagError(f'{path}: damaged record at byte {offset}: {error}') from error
 
 
 def _string(view, offset: int) -> Tuple[str, int]:
