@@ -422,6 +422,23 @@ def test_directory_without_metadata_is_read_through_its_storage_file(bags, tmp_p
         assert reader.topics[COMPRESSED_TOPIC].count == FRAMES
 
 
+def test_bag_tools_work_without_ros(tmp_path):
+    """bag.py, make_sample_bag and segment_bag import and run with no ROS 2 installed."""
+    import subprocess
+    import sys
+    code = (
+        'import sys\n'
+        "for name in ('rclpy', 'sensor_msgs', 'std_msgs', 'rosgraph_msgs'):\n"
+        '    sys.modules[name] = None\n'
+        'from lseg_ros import bag, sample_bag\n'
+        'import lseg_ros.cli.segment_bag\n'
+        f'sample_bag.write_sample_bag({str(tmp_path / "b")!r}, frames=1, height=8, width=8)\n'
+        f'print(len(bag.read_image_frames({str(tmp_path / "b")!r}, {IMAGE_TOPIC!r})))\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '1'
+
+
 def test_overlay_encoding_follows_the_camera():
     assert not bag.source_is_bgr(bag.IMAGE, 'rgb8')
     assert bag.source_is_bgr(bag.IMAGE, 'bgra8')
