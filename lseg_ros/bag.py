@@ -35,6 +35,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from lseg_ros import image_codec
 from lseg_ros.core.errors import ImageError, LsegError
 from lseg_ros.image_codec import decode_compressed, decode_image, image_fields
 
@@ -163,18 +164,8 @@ class BagFrame:
 
 
 def source_is_bgr(msgtype: str, encoding: str) -> bool:
-    """Whether an image's original channel order is BGR.
-
-    Raw images: the encoding starts with ``bgr``.  Compressed images name the original
-    encoding in front of a ``;`` (image_transport's ``"bgr8; jpeg compressed bgr8"``); a bare
-    ``"jpeg"``/``"png"`` is taken as BGR, what cv_bridge and OpenCV decode them to.
-    """
-    key = (encoding or '').strip().lower()
-    if msgtype == COMPRESSED_IMAGE:
-        if ';' not in key:
-            return True
-        key = key.split(';', 1)[0].strip()
-    return key.startswith('bgr')
+    """Whether a bag image's original channel order is BGR (see image_codec.source_is_bgr)."""
+    return image_codec.source_is_bgr(encoding, msgtype == COMPRESSED_IMAGE)
 
 
 def storage_of(path) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
 
-from lseg_ros.image_codec import decode_compressed, decode_image, image_fields
+from lseg_ros.image_codec import decode_compressed, decode_image, image_fields, source_is_bgr
 
 
 def image_to_rgb(msg) -> np.ndarray:
@@ -23,8 +23,8 @@ def image_to_rgb(msg) -> np.ndarray:
 def is_bgr(msg) -> bool:
     """Whether the input's channel order is BGR (the overlay then keeps it)."""
     if isinstance(msg, CompressedImage):
-        return 'bgr' in msg.format.lower() or 'rgb' not in msg.format.lower()
-    return msg.encoding.lower().startswith('bgr')
+        return source_is_bgr(msg.format, compressed=True)
+    return source_is_bgr(msg.encoding)
 
 
 def to_image_msg(array: np.ndarray, encoding: str, header) -> Image:

@@ -78,6 +78,21 @@ def decode_image(encoding: str, height: int, width: int, step: int, data,
     return cv2.cvtColor(np.ascontiguousarray(pixels), code)
 
 
+def source_is_bgr(encoding: str, compressed: bool = False) -> bool:
+    """Whether an image's original channel order is BGR (outputs such as overlays keep it).
+
+    Raw images: the encoding starts with ``bgr``.  Compressed images name the original
+    encoding in front of a ``;`` (image_transport's ``"bgr8; jpeg compressed bgr8"``); a bare
+    ``"jpeg"``/``"png"`` is taken as BGR, what cv_bridge and OpenCV decode them to.
+    """
+    key = (encoding or '').strip().lower()
+    if compressed:
+        if ';' not in key:
+            return True
+        key = key.split(';', 1)[0].strip()
+    return key.startswith('bgr')
+
+
 def decode_compressed(fmt: str, data) -> np.ndarray:
     """Return the RGB uint8 image of a sensor_msgs/CompressedImage payload (jpeg, png, ...)."""
     if 'compresseddepth' in (fmt or '').lower().replace(' ', ''):
