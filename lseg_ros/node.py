@@ -11,6 +11,7 @@ stream never stalls on a label change.
 """
 
 import json
+import os
 import queue
 import signal
 import sys
@@ -43,6 +44,7 @@ from lseg_ros.params import PARAMS
 
 NODE_NAME = 'lseg'
 WARN_PERIOD_S = 5.0
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def input_qos(name: str) -> QoSProfile:
@@ -140,6 +142,11 @@ class LsegNode(Node):
                             '(see models/README.md)')
         from lseg_ros.core.backends import resolve_device
         device = resolve_device(s['device'])
+        if device.type == 'cpu':
+            # Busy inference threads on every core starve the executor and each other
+            # (OpenMP waits for descheduled threads): leave one core to ROS I/O.
+            import torch
+            torch.set_num_threads(s['cpu_threads'] or max(1, (os.cpu_count() or 2) - 1))
         precision = s['precision']
         if precision == 'auto':
             precision = 'fp16' if device.type == 'cuda' else 'fp32'
@@ -397,6 +404,11 @@ class LsegNode(Node):
 
 def main(args=None) -> int:
     """Run the node until shut down; start-up errors are one line and exit code 1."""
+    # The executor thread and the inference thread share the GIL.  With the default 5 ms
+    # switch interval, a busy executor (high frame rates) makes the inference thread wait up
+    # to 5 ms each time it wants the GIL back between operators (a convoy effect that made
+    # CPU inference 10-30x slower under a 200 Hz stream); a short interval bounds that wait.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         rclpy.init(args=args)
     except Exception as error:  # noqa: B902 - e.g. malformed --ros-args

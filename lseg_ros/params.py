@@ -62,6 +62,8 @@ PARAMS = (
     Param('input_size', 480, 'Long side of the network input in pixels; the image is resized '
           'keeping its aspect and padded to multiples of 32.', read_only=True,
           int_range=(32, 4096)),
+    Param('cpu_threads', 0, 'Threads for inference on the CPU (0: all cores but one, which is '
+          'left to ROS message handling).', read_only=True, int_range=(0, 256)),
     Param('input_qos', 'sensor_data', 'Input QoS: sensor_data (best effort, keep last 1), '
           'reliable (for reliable publishers such as ros2 bag play) or system_default.',
           read_only=True, choices=QOS_CHOICES),
