@@ -94,6 +94,8 @@ def test_create_backend_rejects_bad_names_and_options(rn_weights):
         create_backend('torch', rn_weights, 'cpu', precision='fp16')
     with pytest.raises(BackendError, match='CUDA graphs need'):
         create_backend('torch', rn_weights, 'cpu', cuda_graph=True)
+    with pytest.raises(BackendError, match='GPU options'):
+        create_backend('torch', rn_weights, 'cpu', channels_last=True)
     with pytest.raises(BackendError, match='unknown compile mode'):
         create_backend('torch', rn_weights, 'cpu', compile_mode='fastest')
     cpu = create_backend('torch', rn_weights, 'cpu', precision='auto')
@@ -261,10 +263,14 @@ def test_tensorrt_rtx_engine_refused_by_validity(tmp_path):
 
 
 @gpu
-def test_torch_fp16_graph_backend_matches_fp32(rn_weights):
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_torch_fp16_graph_backend_matches_fp32(rn_weights, channels_last):
     fp32 = create_backend('torch', rn_weights, 'cuda', 'fp32', cuda_graph=False)
-    fp16 = create_backend('torch', rn_weights, 'cuda', 'fp16')
+    benchmark = torch.backends.cudnn.benchmark
+    fp16 = create_backend('torch', rn_weights, 'cuda', 'fp16', channels_last=channels_last,
+                          cudnn_benchmark=channels_last)
     assert fp16.describe()['mode'] == 'cuda_graph'
+    assert fp16.describe().get('channels_last') == ('True' if channels_last else None)
     for shape in ((1, 3, 96, 128), (1, 3, 128, 96), (1, 3, 96, 128)):
         x = torch.randn(shape, device='cuda')
         ref = fp32(x).double()
@@ -273,6 +279,8 @@ def test_torch_fp16_graph_backend_matches_fp32(rn_weights):
         cos = torch.nn.functional.cosine_similarity(ref, out.double(), dim=1)
         assert cos.min() > 0.999
     assert len(fp16._graphs) == 2
+    fp16.close()
+    assert torch.backends.cudnn.benchmark == benchmark
 
 
 @gpu

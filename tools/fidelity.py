@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--cuda-graph', action=argparse.BooleanOptionalAction, default=None,
                         help='torch/tensorrt: CUDA graphs (default: on for a GPU)')
     parser.add_argument('--compile', metavar='MODE', help='torch: torch.compile mode')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='torch: NHWC memory format and cuDNN benchmark mode (GPU)')
     parser.add_argument('--sizes', default='384x384,480x640', help='HxW sizes, comma-separated')
     parser.add_argument('--image', action='append', default=[],
                         help='RGB image file (repeatable; default: the bundled sample frame)')
@@ -75,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
         options['cuda_graph'] = args.cuda_graph
     if args.compile:
         options['compile_mode'] = args.compile
+    if args.channels_last:
+        options.update(channels_last=True, cudnn_benchmark=True)
     weights = load_weights(args.checkpoint)
     report = run_fidelity(weights, args.backend, args.precision, sizes, args.device,
                           args.labels or DEFAULT_LABELS, images, engine=args.engine,

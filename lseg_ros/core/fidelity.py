@@ -181,7 +181,8 @@ def run_fidelity(weights, backend: str = 'torch', precision: str = 'fp16',
         test_info = test.describe()
         test_precision = test.precision
         reference = create_backend('torch', weights, reference_device, 'fp32',
-                                   cuda_graph=False)
+                                   cuda_graph=False, channels_last=False,
+                                   cudnn_benchmark=False)
         load = time.perf_counter() - start
         limits = default_thresholds(test_precision)
         limits.update({k: v for k, v in (thresholds or {}).items() if v is not None})

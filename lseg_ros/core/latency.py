@@ -39,15 +39,20 @@ from lseg_ros.core.errors import BackendError, LsegError
 LOG = logging.getLogger(__name__)
 
 #: Named torch configurations (backend options) the tool can measure.
+_PLAIN = {'channels_last': False, 'cudnn_benchmark': False}
 TORCH_PRESETS = {
-    'torch-fp32-eager': ('fp32', {'cuda_graph': False}),
-    'torch-fp32-graph': ('fp32', {'cuda_graph': True}),
-    'torch-fp16-eager': ('fp16', {'cuda_graph': False}),
-    'torch-fp16-graph': ('fp16', {'cuda_graph': True}),
-    'torch-fp16-compile': ('fp16', {'cuda_graph': False, 'compile_mode': 'reduce-overhead'}),
+    'torch-fp32-eager': ('fp32', dict(_PLAIN, cuda_graph=False)),
+    'torch-fp32-graph': ('fp32', dict(_PLAIN, cuda_graph=True)),
+    'torch-fp16-eager': ('fp16', dict(_PLAIN, cuda_graph=False)),
+    'torch-fp16-graph': ('fp16', dict(_PLAIN, cuda_graph=True)),
+    'torch-fp16-graph-nhwc': ('fp16', {'cuda_graph': True, 'channels_last': True,
+                                       'cudnn_benchmark': True}),
+    'torch-fp16-compile': ('fp16', dict(_PLAIN, cuda_graph=False,
+                                        compile_mode='reduce-overhead')),
 }
 BASELINE = 'torch-fp32-eager'
-GPU_DEFAULT = ('torch-fp32-eager', 'torch-fp16-eager', 'torch-fp16-graph')
+GPU_DEFAULT = ('torch-fp32-eager', 'torch-fp16-eager', 'torch-fp16-graph',
+               'torch-fp16-graph-nhwc')
 CPU_DEFAULT = ('torch-fp32-eager',)
 
 
