@@ -380,6 +380,7 @@ def main(argv=None) -> int:
         if proc is not None:
             stop_node(proc)
         executor.shutdown()
+        spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
     print(format_table(report['phases']))

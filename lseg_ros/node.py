@@ -143,15 +143,11 @@ class LsegNode(Node):
         from lseg_ros.core.backends import resolve_device
         device = resolve_device(s['device'])
         if device.type == 'cpu':
-            # Busy inference threads on every core starve the executor and each other
-            # (OpenMP waits for descheduled threads): leave one core to ROS I/O.
+            # Leave one core to ROS message handling (cpu_threads: 0).
             import torch
             torch.set_num_threads(s['cpu_threads'] or max(1, (os.cpu_count() or 2) - 1))
-        precision = s['precision']
-        if precision == 'auto':
-            precision = 'fp16' if device.type == 'cuda' else 'fp32'
         return LsegPipeline.from_checkpoint(
-            s['checkpoint'], backend=s['backend'], device=device, precision=precision,
+            s['checkpoint'], backend=s['backend'], device=device, precision=s['precision'],
             input_size=s['input_size'], labels=s['labels'], engine=s['engine'] or None,
             onnx=s['onnx'] or None)
 

@@ -24,7 +24,7 @@ def default_params_file() -> str:
         installed = Path(get_package_share_directory('lseg_ros')) / 'config' / 'lseg.yaml'
         if installed.exists():
             return str(installed)
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
         pass
     return str(SOURCE_PARAMS)
 

@@ -57,8 +57,9 @@ PARAMS = (
           'and runs here, ONNX Runtime when only an ONNX file is set, else torch.',
           read_only=True, choices=BACKENDS),
     Param('device', 'auto', 'auto (GPU when available), cpu, cuda or cuda:N.', read_only=True),
-    Param('precision', 'auto', 'Encoder precision: auto (fp16 on a GPU, fp32 on the CPU), fp32 '
-          'or fp16.', read_only=True, choices=('auto', 'fp32', 'fp16')),
+    Param('precision', 'auto', 'Encoder precision: auto (torch fp16 on a GPU, fp32 on the CPU; '
+          'ONNX/engine: their own), fp32 or fp16.', read_only=True,
+          choices=('auto', 'fp32', 'fp16')),
     Param('input_size', 480, 'Long side of the network input in pixels; the image is resized '
           'keeping its aspect and padded to multiples of 32.', read_only=True,
           int_range=(32, 4096)),

@@ -20,8 +20,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=Tru
     group.add_argument('--backend', default='auto', choices=BACKENDS,
                        help='image encoder backend (default: auto)')
     group.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    group.add_argument('--precision', default='fp32', choices=PRECISIONS,
-                       help='precision of the torch backend (default: fp32)')
+    group.add_argument('--precision', default='auto', choices=PRECISIONS,
+                       help='encoder precision (auto: torch fp16 on a GPU, fp32 on a CPU; '
+                            'ONNX/engine: their own)')
     group.add_argument('--engine', help='TensorRT engine file (backend tensorrt)')
     group.add_argument('--onnx', help='ONNX image encoder file (backend onnxruntime)')
     group.add_argument('--size', type=int, default=DEFAULT_INPUT_SIZE,
