@@ -8,9 +8,7 @@ script's own directory there.
 """
 
 import argparse
-import logging
 import sys
-import traceback
 from typing import Callable, Optional, Sequence
 
 
@@ -31,26 +29,6 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 
 def run_tool(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
              argv: Optional[Sequence[str]] = None) -> int:
-    """Parse ``argv`` and run ``main``; failures become one ``error:`` line and exit 1."""
-    from lseg_ros.core.errors import LsegError
-
-    args = parser.parse_args(argv)
-    verbose = getattr(args, 'verbose', False)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format='%(levelname)s %(name)s: %(message)s')
-    try:
-        return int(main(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except (LsegError, OSError, ValueError) as error:
-        if verbose:
-            traceback.print_exc()
-        message = str(error).replace('\n', '\n  ')
-        print(f'{parser.prog}: error: {message}', file=sys.stderr)
-        return 1
-    except Exception as error:  # noqa: B902 - the tool must end with one clear line
-        if verbose:
-            traceback.print_exc()
-        print(f'{parser.prog}: error: {type(error).__name__}: {error} (run with -v for the '
-              'traceback)', file=sys.stderr)
-        return 1
+    """Parse ``argv`` and run ``main`` with the package's one-line error handling."""
+    from lseg_ros.cli.common import run_main
+    return run_main(main, parser, argv)

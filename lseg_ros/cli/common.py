@@ -5,6 +5,7 @@
 import argparse
 import logging
 import sys
+import traceback
 from typing import Callable, Sequence
 
 from lseg_ros.core.backends.base import BACKENDS, PRECISIONS
@@ -35,16 +36,26 @@ def run_main(main: Callable[[argparse.Namespace], int], parser: argparse.Argumen
              argv: Sequence[str] = None) -> int:
     """Parse ``argv``, set up logging and run ``main``.
 
-    An :class:`LsegError` or a missing file becomes one ``error:`` line and exit code 1
-    (argparse errors exit with 2).
+    Failures become one ``<prog>: error: …`` line and exit code 1 (argparse errors exit with
+    2, Ctrl-C with 130); ``-v`` also prints the traceback.
     """
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, 'verbose', False) else logging.INFO,
+    verbose = getattr(args, 'verbose', False)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format='%(levelname)s %(name)s: %(message)s')
     try:
-        return main(args) or 0
-    except (LsegError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
-        print(f'{parser.prog}: error: {error}', file=sys.stderr)
-        return 1
+        return int(main(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except (LsegError, OSError, ValueError) as error:
+        if verbose:
+            traceback.print_exc()
+        message = str(error).replace('\n', '\n  ')
+        print(f'{parser.prog}: error: {message}', file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: B902 - a tool must end with one clear line
+        if verbose:
+            traceback.print_exc()
+        print(f'{parser.prog}: error: {type(error).__name__}: {error} (run with -v for the '
+              'traceback)', file=sys.stderr)
+        return 1

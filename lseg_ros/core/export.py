@@ -415,11 +415,7 @@ def export_image_encoder(weights, output: str, precision: str = 'fp32',
         reference = module if precision == 'fp32' else image_encoder_module(weights, 'fp32')
         result.checks = check_image_encoder(output, reference, check_sizes, tolerance, seed)
     result.seconds = time.perf_counter() - start
-    failed = [c for c in result.checks if not c['passed']]
-    if failed:
-        raise ExportError(f'{output}: ONNX Runtime output differs from PyTorch beyond tolerance '
-                          f'{tolerance}: {failed}')
-    return result
+    return _checked(result, output, tolerance)
 
 
 def check_image_encoder(path: str, reference: nn.Module, sizes: Sequence[Tuple[int, int]],
@@ -482,6 +478,11 @@ def export_text_encoder(weights, output: str, opset: int = DEFAULT_OPSET,
                        passed=_passes(metrics, tolerance))
         result.checks = [metrics]
     result.seconds = time.perf_counter() - start
+    return _checked(result, output, tolerance)
+
+
+def _checked(result, output: str, tolerance):
+    """Return ``result``, or raise :class:`ExportError` when a check failed."""
     failed = [c for c in result.checks if not c['passed']]
     if failed:
         raise ExportError(f'{output}: ONNX Runtime output differs from PyTorch beyond tolerance '
