@@ -8,7 +8,7 @@ if [ ! -x "$_lseg_root/.venv/bin/python" ]; then
   echo "lseg_ros: no environment yet; run 'make setup' (or 'make demo' / 'make test') first" >&2
   return 1 2>/dev/null || exit 1
 fi
-for _d in ${ROS_DISTRO:-} kilted jazzy rolling humble; do
+for _d in ${ROS_DISTRO:-} kilted jazzy rolling; do
   if [ -f "/opt/ros/$_d/setup.bash" ]; then source "/opt/ros/$_d/setup.bash"; break; fi
 done
 source "$_lseg_root/.venv/bin/activate"

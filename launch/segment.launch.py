@@ -15,6 +15,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from lseg_ros.launch_args import launch_overrides
+
 ARGUMENTS = (
     ('params_file', PathJoinSubstitution([FindPackageShare('lseg_ros'), 'config', 'lseg.yaml']),
      'parameters file (YAML) of the node'),
@@ -26,16 +28,13 @@ ARGUMENTS = (
     ('namespace', '', 'namespace of the node'),
     ('node_name', 'lseg', 'name of the node'),
     ('log_level', 'info', 'debug | info | warn | error | fatal'),
-    ('use_sim_time', 'false', 'use /clock (true for ros2 bag play --clock)'),
+    ('use_sim_time', '', 'true to use /clock (ros2 bag play --clock); empty keeps the file value'),
 )
 
 
 def _node(context):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
-    overrides = {'use_sim_time': value['use_sim_time'].strip().lower() in ('true', '1', 'yes')}
-    for name in ('checkpoint', 'engine', 'backend'):
-        if value[name]:
-            overrides[name] = value[name]
+    overrides = launch_overrides(value)
     image = value['image']
     return [Node(
         package='lseg_ros', executable='lseg_node', name=value['node_name'],

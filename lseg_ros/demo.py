@@ -21,9 +21,8 @@ import time
 import numpy as np
 
 from lseg_ros.cli.segment import write_image
-from lseg_ros.core.synthetic import write_reference_checkpoint
+from lseg_ros.core.synthetic import cached_reference_checkpoint
 from lseg_ros.core.variants import VIT_L16
-from lseg_ros.core.wordfree import cache_dir
 from lseg_ros.frame_slot import percentiles
 from lseg_ros.node_process import start_node, stop_node
 from lseg_ros.samples import sample_frames, SAMPLE_LABELS
@@ -38,13 +37,9 @@ def demo_checkpoint():
     """Return ``(path, trained)``: models/demo_e200.ckpt, or a random-weights stand-in."""
     if TRAINED.exists():
         return str(TRAINED), True
-    path = cache_dir() / 'demo' / 'vit_l16_random_official_layout.ckpt'
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        print('generating an official-layout ViT-L/16 checkpoint with random weights ...',
-              flush=True)
-        write_reference_checkpoint(str(path), VIT_L16)
-    return str(path), False
+    print('using an official-layout ViT-L/16 checkpoint with random weights (generated once '
+          'into the cache) ...', flush=True)
+    return cached_reference_checkpoint(VIT_L16), False
 
 
 def untrained_warning() -> None:

@@ -10,6 +10,7 @@ embeddings for new labels and swaps them in atomically with a new label version,
 stream never stalls on a label change.
 """
 
+from dataclasses import replace
 import json
 import os
 import queue
@@ -26,6 +27,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_system_default,
@@ -142,6 +144,7 @@ class LsegNode(Node):
                             '(see models/README.md)')
         from lseg_ros.core.backends import resolve_device
         device = resolve_device(s['device'])
+        self._bind_device(device)
         if device.type == 'cpu':
             # Leave one core to ROS message handling (cpu_threads: 0).
             import torch
@@ -150,6 +153,13 @@ class LsegNode(Node):
             s['checkpoint'], backend=s['backend'], device=device, precision=s['precision'],
             input_size=s['input_size'], labels=s['labels'], engine=s['engine'] or None,
             onnx=s['onnx'] or None)
+
+    @staticmethod
+    def _bind_device(device) -> None:
+        """Make ``device`` the current CUDA device of the calling thread (cuda:N, N > 0)."""
+        if device.type == 'cuda':
+            import torch
+            torch.cuda.set_device(device)
 
     def _make_publishers(self) -> None:
         self.pub_mask = self.create_publisher(Image, '~/mask', OUTPUT_QOS)
@@ -227,6 +237,7 @@ class LsegNode(Node):
                 self._label_queue.put((param.value,))
 
     def _label_loop(self) -> None:
+        self._bind_device(self.pipeline.device)
         while True:
             request = self._label_queue.get()
             if request is None:
@@ -237,12 +248,16 @@ class LsegNode(Node):
                     return
                 request = newer
             try:
-                label_set = self.pipeline.install_labels(self.pipeline.prepare_labels(request[0]))
+                prepared = self.pipeline.prepare_labels(request[0])
             except Exception as error:  # noqa: B902 - keep the old labels, say why
                 self.get_logger().error(f'labels {request[0]!r} not applied, keeping '
                                         f'{list(self.pipeline.labels.labels)}: {error}')
                 continue
-            self._publish_labels(label_set)
+            # This thread is the only one that installs labels after start-up, so the next
+            # version is known: announce it on the latched topics first, then install, so no
+            # mask of the new vocabulary can be published before its labels.
+            self._publish_labels(replace(prepared, version=self.pipeline.labels.version + 1))
+            label_set = self.pipeline.install_labels(prepared)
             self.get_logger().info(f'labels v{label_set.version}: {list(label_set.labels)}')
 
     def _publish_labels(self, label_set: LabelSet) -> None:
@@ -267,6 +282,7 @@ class LsegNode(Node):
             self.get_logger().warning(text)
 
     def _frame_loop(self) -> None:
+        self._bind_device(self.pipeline.device)
         last_start = 0.0
         while not self.slot.closed:
             rate = self.settings['max_rate_hz']
@@ -283,10 +299,10 @@ class LsegNode(Node):
                 self._process(*got)
             except ImageError as error:
                 self.stats.add_bad()
-                self._warn('bad', f'frame skipped: {error}')
+                self._warn(f'{type(error).__name__}:{str(error)[:24]}', f'frame skipped: {error}')
             except Exception as error:  # noqa: B902 - one bad frame must not stop the node
                 self.stats.add_bad()
-                self._warn('error', f'frame failed: {type(error).__name__}: {error}')
+                self._warn(type(error).__name__, f'frame failed: {type(error).__name__}: {error}')
 
     def _wanted(self, publisher, switch: str) -> bool:
         return self.settings[switch] and publisher.get_subscription_count() > 0
@@ -318,13 +334,13 @@ class LsegNode(Node):
             self.pub_overlay.publish(to_image_msg(overlay, 'bgr8' if bgr else 'rgb8', header))
         info = self._camera_info_for(header)
         if info is not None and self.pub_camera_info.get_subscription_count() > 0:
-            self.pub_camera_info.publish(scaled_camera_info(info, header, rgb.shape[1],
-                                                            rgb.shape[0]))
+            self.pub_camera_info.publish(self._image_info(info, header, rgb.shape))
         if result.features is not None:
             self.pub_features.publish(to_image_msg(
                 result.features, f'32FC{result.features.shape[2]}', header))
             if info is not None:
-                self.pub_features_info.publish(self._features_info(info, header, result))
+                self.pub_features_info.publish(self._features_info(
+                    info, header, result, request.features_stride, rgb.shape))
         publish_ms = 1000 * (time.perf_counter() - t1)
         stages = {k: v for k, v in result.timings.items() if k != 'total'}
         stages.update(convert=convert_ms, publish=publish_ms)
@@ -340,18 +356,34 @@ class LsegNode(Node):
                 'labels': len(result.label_set.labels), 'outputs': outputs,
                 'latency_ms': latency_ms, 'stages_ms': stages})))
 
-    def _features_info(self, info: CameraInfo, header, result) -> CameraInfo:
-        """Camera model of the feature grid: cell j <-> source pixel a * j + b."""
+    @staticmethod
+    def _in_info_pixels(info: CameraInfo, shape, ax, bx, ay, by):
+        """Map ``u = a * j + b`` (image pixels) into the pixels of ``info``'s resolution.
+
+        A camera_info of another resolution than the image (e.g. full-size calibration with
+        a binned stream) is scaled like image_proc's resize: pixel centres stay aligned.
+        """
+        sx = info.width / shape[1] if info.width else 1.0
+        sy = info.height / shape[0] if info.height else 1.0
+        return sx * ax, sx * (bx + 0.5) - 0.5, sy * ay, sy * (by + 0.5) - 0.5
+
+    def _image_info(self, info: CameraInfo, header, shape) -> CameraInfo:
+        """Return the camera model of the outputs at the input image's resolution."""
+        return scaled_camera_info(info, header, shape[1], shape[0],
+                                  *self._in_info_pixels(info, shape, 1.0, 0.0, 1.0, 0.0))
+
+    def _features_info(self, info: CameraInfo, header, result, stride: int,
+                       shape) -> CameraInfo:
+        """Return the camera model of the feature grid: cell j <-> image pixel a * j + b."""
         g = result.geometry
         grid_h, grid_w = result.features.shape[:2]
-        stride = self.settings['feature_stride']
         ph, pw = g.padded
         rx, ry = g.resized[1] / g.source[1], g.resized[0] / g.source[0]
         # H/2 cell i sits at network pixel i * (W - 1) / (W/2 - 1) (align_corners upsampling)
         ax = stride * (pw - 1) / (pw / 2 - 1) / rx
         ay = stride * (ph - 1) / (ph / 2 - 1) / ry
-        return scaled_camera_info(info, header, grid_w, grid_h, ax, 0.5 / rx - 0.5,
-                                  ay, 0.5 / ry - 0.5)
+        mapping = self._in_info_pixels(info, shape, ax, 0.5 / rx - 0.5, ay, 0.5 / ry - 0.5)
+        return scaled_camera_info(info, header, grid_w, grid_h, *mapping)
 
     # ----------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
@@ -377,8 +409,10 @@ class LsegNode(Node):
             values[f'stage_{stage}_p50_ms'] = f'{value:.3f}'
         if self.pipeline.device.type == 'cuda':
             import torch
-            values['gpu_memory_allocated_mb'] = f'{torch.cuda.memory_allocated() / 2**20:.0f}'
-            values['gpu_memory_reserved_mb'] = f'{torch.cuda.memory_reserved() / 2**20:.0f}'
+            device = self.pipeline.device
+            values['gpu_memory_allocated_mb'] = \
+                f'{torch.cuda.memory_allocated(device) / 2**20:.0f}'
+            values['gpu_memory_reserved_mb'] = f'{torch.cuda.memory_reserved(device) / 2**20:.0f}'
         level = DiagnosticStatus.WARN if snap['bad'] and snap['processed'] == 0 else \
             DiagnosticStatus.OK
         status = DiagnosticStatus(
@@ -395,6 +429,10 @@ class LsegNode(Node):
         self._label_queue.put(None)
         for thread in self._threads:
             thread.join(timeout=10.0)
+        if any(thread.is_alive() for thread in self._threads):
+            self.get_logger().warning('a frame is still being segmented; exiting without '
+                                      'releasing the model explicitly')
+            return
         self.pipeline.backend.close()
 
 
@@ -412,8 +450,12 @@ def main(args=None) -> int:
         return 2
     try:
         node = LsegNode()
-    except (LsegError, OSError, RuntimeError, ValueError) as error:
-        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {error}')
+    except (LsegError, OSError, RuntimeError, ValueError, ImportError,
+            ParameterException) as error:
+        hint = ''
+        if isinstance(error, InvalidParameterTypeException):
+            hint = ' (write doubles with a decimal point, e.g. 10.0)'
+        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {error}{hint}')
         rclpy.try_shutdown()
         return 1
     except KeyboardInterrupt:                  # Ctrl-C while the model was loading

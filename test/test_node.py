@@ -3,6 +3,7 @@
 """The /lseg node over real ROS 2 (loopback), started the way the launch file starts it."""
 
 import json
+import threading
 import time
 
 import numpy as np
@@ -120,7 +121,12 @@ def test_optional_outputs_only_with_subscribers(node, client):
         assert (info_out.width, info_out.height) == (W, H) and list(info_out.k) == k
         feature_info = client.wait_for(lambda: of_frame('features/camera_info'), 10)[0]
         assert (feature_info.width, feature_info.height) == (features.width, features.height)
-        assert feature_info.k[0] < k[0]                     # coarser grid, smaller focal
+        # input_size 64: 48x64 goes through unresized, padded to 64x64; H/2 grid 32x32, stride 4
+        # from config/lseg.yaml; cell j <-> pixel a * j with a = 4 * 63 / 31 (align_corners)
+        a = 4 * 63 / 31
+        assert (features.height, features.width) == (6, 8)
+        np.testing.assert_allclose([feature_info.k[0], feature_info.k[2], feature_info.k[4],
+                                    feature_info.k[5]], [50 / a, 32 / a, 50 / a, 24 / a])
     assert set(info_of(client, 32)['outputs']) == {'mask', 'confidence', 'overlay', 'features'}
     assert client.set_parameters(NODE, publish_features=False)[0].successful
 
@@ -278,3 +284,67 @@ def test_label_info_where_vision_msgs_is_installed(node, client):
     client.subscribe(LabelInfo, f'{NODE}/label_info', latched)
     info = client.wait_for(lambda: client.received(f'{NODE}/label_info'), 20)[-1]
     assert [c.class_id for c in info.class_map] == list(range(len(info.class_map)))
+
+
+def test_camera_info_of_another_resolution_is_rescaled(node, client):
+    from sensor_msgs.msg import CameraInfo
+    client.subscribe(CameraInfo, f'{NODE}/camera_info')
+    camera = client.node.create_publisher(CameraInfo, '/test/camera_info', 10)
+    k = [100.0, 0.0, 64.0, 0.0, 100.0, 48.0, 0.0, 0.0, 1.0]
+    p = [100.0, 0.0, 64.0, 0.0, 0.0, 100.0, 48.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    full = CameraInfo(width=2 * W, height=2 * H, k=k, p=p)
+    full.header.stamp = stamp_of(80)
+    time.sleep(0.5)
+    camera.publish(full)
+    time.sleep(0.3)
+    assert publish_until_mask(client, node[1], 'rgb8', 80) is not None
+    info = client.wait_for(lambda: [m for m in client.received(f'{NODE}/camera_info')
+                                    if m.header.stamp == stamp_of(80)], 10)[0]
+    assert (info.width, info.height) == (W, H)
+    # pixel centres aligned: u_full = 2 * u + 0.5  ->  f' = f / 2, c' = (c - 0.5) / 2
+    np.testing.assert_allclose([info.k[0], info.k[2], info.k[4], info.k[5]],
+                               [50.0, 31.75, 50.0, 23.75])
+
+
+def test_every_result_uses_one_label_set_while_labels_change(node, client):
+    """Stream frames while the vocabulary flips between 2 and 3 labels."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+    latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    client.subscribe(String, f'{NODE}/labels', latched)
+    rgb = np.random.default_rng(7).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    stop = threading.Event()
+
+    def stream():
+        index = 5000
+        while not stop.is_set():
+            node[1].publish(image_msg(rgb, 'rgb8', index))
+            index += 1
+            time.sleep(0.02)
+    thread = threading.Thread(target=stream)
+    thread.start()
+    try:
+        for labels in ('dog, grass', 'dog, grass, sky') * 3:
+            assert client.set_parameters(NODE, labels=labels)[0].successful
+            time.sleep(0.7)
+    finally:
+        stop.set()
+        thread.join()
+    time.sleep(1.0)
+    versions = {}
+    for msg in client.received(f'{NODE}/labels'):
+        data = json.loads(msg.data)
+        versions[data['version']] = len(data['labels'])
+    masks = {(m.header.stamp.sec, m.header.stamp.nanosec): m
+             for m in client.received(f'{NODE}/mask') if m.header.stamp.sec >= 6000}
+    infos = [r for r in result_infos(client, f'{NODE}/result_info') if r['stamp']['sec'] >= 6000]
+    seen = set()
+    for info in infos:
+        k = versions[info['label_version']]           # announced before any mask of it
+        assert info['labels'] == k
+        mask = masks.get((info['stamp']['sec'], info['stamp']['nanosec']))
+        if mask is not None:
+            assert np.frombuffer(bytes(mask.data), np.uint8).max() < k
+        seen.add(k)
+    assert seen == {2, 3}

@@ -37,7 +37,9 @@ def test_bad_checkpoint_is_one_error_line_and_exit_1(checkpoint, message, tmp_pa
 
 def test_bad_initial_labels_and_choices_fail_at_start(rn_checkpoint, tmp_path):
     for params, message in (({'labels': 'a,,b'}, 'label 2 of 3 is empty'),
-                            ({'backend': 'magic'}, 'backend')):
+                            ({'backend': 'magic'}, 'backend'),
+                            ({'max_rate_hz': 10}, 'decimal point'),
+                            ({'input_size': 8}, 'input_size')):
         proc = NodeProcess({'checkpoint': rn_checkpoint, 'device': 'cpu', **params},
                            log_path=tmp_path / 'node.log')
         assert proc.wait_exit(120) == 1

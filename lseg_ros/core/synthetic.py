@@ -9,8 +9,10 @@ produced ``test/data/lseg_vitl16_96x128.npz``.  Used by the tests and by ``make 
 no trained checkpoint is present (the masks are then meaningless, and the demo says so).
 """
 
+import hashlib
 import math
 import os
+from pathlib import Path
 from typing import Dict
 
 import numpy as np
@@ -49,6 +51,25 @@ def reference_state_dict(variant: Variant) -> Dict[str, torch.Tensor]:
     """Return the official-layout state dict of ``variant`` (``net.`` keys, manifest order)."""
     return {LIGHTNING_PREFIX + k['key']: reference_tensor(i, k['key'], k['shape'], k['dtype'])
             for i, k in enumerate(variant.manifest())}
+
+
+def cached_reference_checkpoint(variant: Variant) -> str:
+    """Return a cached reference checkpoint of ``variant`` (generated once, ~20 s for ViT).
+
+    Kept in ``$LSEG_ROS_CACHE/reference`` (default ``~/.cache/lseg_ros``), named by a hash of
+    the manifest and of this module, so a change of either makes a new one.
+    """
+    from lseg_ros.core.variants import MANIFEST_DIR
+    from lseg_ros.core.wordfree import cache_dir
+    digest = hashlib.sha256((MANIFEST_DIR / variant.manifest_file).read_bytes()
+                            + Path(__file__).read_bytes()).hexdigest()[:12]
+    path = cache_dir() / 'reference' / f'{variant.name}_reference_{digest}.ckpt'
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f'{variant.name}_reference_*.ckpt'):
+            old.unlink()
+        write_reference_checkpoint(str(path), variant)
+    return str(path)
 
 
 def write_reference_checkpoint(path: str, variant: Variant) -> str:

@@ -22,6 +22,8 @@ TEXT_LAYERS = 12
 TEXT_HEADS = 8
 VOCAB_SIZE = 49408
 EMBED_DIM = 512
+#: Label embeddings kept (least recently used dropped first).
+CACHE_SIZE = 4096
 
 
 def _tokenizer():
@@ -82,10 +84,14 @@ class ClipTextEncoder:
         """Return the (K, 512) float32 embeddings of ``labels`` (cached per label)."""
         with self._lock:
             todo = [label for label in dict.fromkeys(labels) if label not in self._cache]
-            if todo:
-                for label, row in zip(todo, self.encode_tokens(self.tokenize(todo))):
-                    self._cache[label] = row
-            return torch.stack([self._cache[label] for label in labels])
+            rows = dict(zip(todo, self.encode_tokens(self.tokenize(todo)))) if todo else {}
+            rows.update((label, self._cache[label]) for label in labels if label not in rows)
+            for label, row in rows.items():          # most recently used last
+                self._cache.pop(label, None)
+                self._cache[label] = row
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            return torch.stack([rows[label] for label in labels])
 
     def vocabulary(self):
         """Return ``(token_ids, words)`` of every ordinary token of CLIP's BPE vocabulary."""

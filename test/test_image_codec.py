@@ -1,0 +1,119 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Image payload decoding: every encoding gives the right colours; bad payloads are refused."""
+
+import numpy as np
+import pytest
+
+from lseg_ros.core.errors import ImageError, UnsupportedEncodingError
+from lseg_ros.image_codec import (decode_compressed, decode_image, encode_compressed,
+                                  source_is_bgr)
+from lseg_ros.launch_args import launch_overrides
+
+H, W = 6, 8
+RED, GREEN = (200, 30, 40), (20, 180, 60)
+
+
+def two_colour_rgb():
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, :W // 2] = RED
+    rgb[:, W // 2:] = GREEN
+    return rgb
+
+
+def payload(rgb, encoding):
+    """Encode an RGB image the way a camera driver would for ``encoding``."""
+    if encoding == 'rgb8':
+        return rgb
+    if encoding == 'bgr8':
+        return rgb[:, :, ::-1]
+    if encoding == 'rgba8':
+        return np.dstack([rgb, np.full((H, W), 255, np.uint8)])
+    if encoding == 'bgra8':
+        return np.dstack([rgb[:, :, ::-1], np.full((H, W), 255, np.uint8)])
+    if encoding == 'rgb16':
+        return rgb.astype(np.uint16) * 257
+    if encoding == 'bgr16':
+        return rgb[:, :, ::-1].astype(np.uint16) * 257
+    if encoding in ('yuv422_yuy2', 'yuv422'):
+        r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))   # BT.601, video range
+        y = np.rint(16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255)
+        u = np.rint(128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255)
+        v = np.rint(128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255)
+        out = np.zeros((H, W, 2), np.uint8)
+        if encoding == 'yuv422_yuy2':                # Y0 U Y1 V
+            out[..., 0] = y
+            out[:, 0::2, 1], out[:, 1::2, 1] = u[:, 0::2], v[:, 0::2]
+        else:                                        # UYVY: U Y0 V Y1
+            out[..., 1] = y
+            out[:, 0::2, 0], out[:, 1::2, 0] = u[:, 0::2], v[:, 0::2]
+        return out
+    if encoding == 'bayer_rggb8':
+        bayer = np.zeros((H, W), np.uint8)
+        bayer[0::2, 0::2] = rgb[0::2, 0::2, 0]
+        bayer[0::2, 1::2] = rgb[0::2, 1::2, 1]
+        bayer[1::2, 0::2] = rgb[1::2, 0::2, 1]
+        bayer[1::2, 1::2] = rgb[1::2, 1::2, 2]
+        return bayer
+    raise AssertionError(encoding)
+
+
+@pytest.mark.parametrize('encoding, tolerance', [
+    ('rgb8', 0), ('bgr8', 0), ('rgba8', 0), ('bgra8', 0), ('rgb16', 0), ('bgr16', 0),
+    ('yuv422', 6), ('yuv422_yuy2', 6), ('bayer_rggb8', 40)])
+def test_colours_survive_each_encoding(encoding, tolerance):
+    rgb = two_colour_rgb()
+    data = np.ascontiguousarray(payload(rgb, encoding))
+    out = decode_image(encoding, H, W, data.strides[0], data.tobytes())
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8
+    # compare away from the colour edge (demosaicing and chroma subsampling blur it)
+    for column, colour in ((1, RED), (W - 2, GREEN)):
+        assert np.abs(out[2:4, column].astype(int) - colour).max() <= tolerance, (encoding, out)
+
+
+def test_mono_is_grey_and_16_bit_is_scaled():
+    data = np.full((H, W), 65535, np.uint16)
+    out = decode_image('mono16', H, W, W * 2, data.tobytes())
+    assert (out == 255).all()
+    big = data.astype('>u2')
+    assert (decode_image('mono16', H, W, W * 2, big.tobytes(), is_bigendian=True) == 255).all()
+
+
+def test_row_padding_is_ignored():
+    rgb = two_colour_rgb()
+    padded = np.zeros((H, W * 3 + 8), np.uint8)
+    padded[:, :W * 3] = rgb.reshape(H, -1)
+    assert (decode_image('rgb8', H, W, W * 3 + 8, padded.tobytes()) == rgb).all()
+
+
+@pytest.mark.parametrize('encoding, step, size, error', [
+    ('32FC3', 96, 6 * 96, UnsupportedEncodingError), ('rgb8', 10, 60, ImageError),
+    ('rgb8', 24, 100, ImageError), ('rgb8', 0, 0, ImageError)])
+def test_bad_payloads_are_refused(encoding, step, size, error):
+    with pytest.raises(error):
+        decode_image(encoding, H if size else 0, W, step, bytes(size))
+
+
+def test_compressed_round_trip_and_corruption():
+    rgb = two_colour_rgb()
+    assert (decode_compressed('png', encode_compressed(rgb, 'png')) == rgb).all()
+    with pytest.raises(ImageError):
+        decode_compressed('jpeg', b'\xff\xd8\xff' + bytes(50))
+    with pytest.raises(UnsupportedEncodingError):
+        decode_compressed('16UC1; compressedDepth png', b'x')
+
+
+def test_bgr_source_rule():
+    assert source_is_bgr('bgr8') and not source_is_bgr('rgb8')
+    assert source_is_bgr('jpeg', compressed=True)
+    assert not source_is_bgr('rgb8; jpeg compressed bgr8', compressed=True)
+
+
+def test_launch_overrides_keep_file_values_unless_given():
+    assert launch_overrides({'checkpoint': '', 'engine': '', 'backend': '',
+                             'use_sim_time': ''}) == {}
+    assert launch_overrides({'checkpoint': '/m.ckpt', 'use_sim_time': 'True'}) == {
+        'checkpoint': '/m.ckpt', 'use_sim_time': True}
+    assert launch_overrides({'use_sim_time': 'false'}) == {'use_sim_time': False}
+    with pytest.raises(ValueError):
+        launch_overrides({'use_sim_time': 'maybe'})
