@@ -434,9 +434,12 @@ def main(args: argparse.Namespace) -> int:
         raise LsegError(problems[0] if len(problems) == 1 else
                         f'{len(problems)} of {len(jobs)} bags cannot be segmented:\n  '
                         + '\n  '.join(problems))
+    # Determinism: cuDNN's per-shape autotuning may pick other kernels in another run.
+    options = {'cudnn_benchmark': False} if args.backend == 'torch' else {}
     pipeline = LsegPipeline.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device, precision=args.precision,
-        input_size=args.size, engine=args.engine, onnx=args.onnx, labels=args.labels)
+        input_size=args.size, engine=args.engine, onnx=args.onnx, labels=args.labels,
+        **options)
     print(f'segment_bag: {pipeline.variant.name} ({pipeline.backend.name} on '
           f'{pipeline.device}, input size {args.size}), labels {list(pipeline.labels.labels)}',
           file=sys.stderr)
