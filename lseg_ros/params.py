@@ -84,8 +84,9 @@ PARAMS = (
           float_range=(0.0, 1000.0)),
     Param('diagnostics_period', 1.0, 'Seconds between /diagnostics messages (steady clock).',
           read_only=True, float_range=(0.1, 60.0)),
-    Param('warmup', True, 'Run one frame at start-up so the first real frame is not slow.',
-          read_only=True),
+    Param('warmup', True, 'Run one 4:3 frame at input_size at start-up (kernels, CUDA graph), so '
+          'the first frame of a 4:3 camera is not slow; other aspect ratios warm up on their '
+          'first frame.', read_only=True),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}
