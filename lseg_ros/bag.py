@@ -35,9 +35,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lseg_ros import image_codec
 from lseg_ros.core.errors import ImageError, LsegError
-from lseg_ros.image_codec import decode_compressed, decode_image, image_fields
+from lseg_ros.image_codec import (decode_compressed, decode_image, image_fields,
+                                  source_is_bgr as codec_source_is_bgr)
 
 LOG = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class BagFrame:
 
 def source_is_bgr(msgtype: str, encoding: str) -> bool:
     """Whether a bag image's original channel order is BGR (see image_codec.source_is_bgr)."""
-    return image_codec.source_is_bgr(encoding, msgtype == COMPRESSED_IMAGE)
+    return codec_source_is_bgr(encoding, msgtype == COMPRESSED_IMAGE)
 
 
 def storage_of(path) -> str:

@@ -33,7 +33,7 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_system_default,
                        QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Float32MultiArray, String
+from std_msgs.msg import Float32MultiArray, Header, String
 
 from lseg_ros.conversions import (embeddings_msg, image_to_rgb, is_bgr, label_info_msg,
                                   labels_json, scaled_camera_info, to_image_msg)
@@ -261,17 +261,15 @@ class LsegNode(Node):
             self.get_logger().info(f'labels v{label_set.version}: {list(label_set.labels)}')
 
     def _publish_labels(self, label_set: LabelSet) -> None:
-        weights = label_set.weights.float().cpu().numpy()
-        self.pub_labels.publish(labels_json(label_set.labels, label_set.version,
-                                            weights.shape[1]))
-        self.pub_embeddings.publish(embeddings_msg(weights / np.linalg.norm(
-            weights, axis=1, keepdims=True)))
+        text = label_set.text_features.numpy()
+        self.pub_labels.publish(labels_json(label_set.labels, label_set.version, text.shape[1]))
+        self.pub_embeddings.publish(embeddings_msg(
+            text / np.linalg.norm(text, axis=1, keepdims=True)))
         if self.pub_label_info is not None:
             header = self._header_now()
             self.pub_label_info.publish(label_info_msg(label_set.labels, header))
 
-    def _header_now(self):
-        from std_msgs.msg import Header
+    def _header_now(self) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id='')
 
     # ---------------------------------------------------------------------------- frames

@@ -60,7 +60,7 @@ def cached_reference_checkpoint(variant: Variant) -> str:
     the manifest and of this module, so a change of either makes a new one.
     """
     from lseg_ros.core.variants import MANIFEST_DIR
-    from lseg_ros.core.wordfree import cache_dir
+    from lseg_ros.core.cache import cache_dir
     digest = hashlib.sha256((MANIFEST_DIR / variant.manifest_file).read_bytes()
                             + Path(__file__).read_bytes()).hexdigest()[:12]
     path = cache_dir() / 'reference' / f'{variant.name}_reference_{digest}.ckpt'

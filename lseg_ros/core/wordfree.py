@@ -12,22 +12,16 @@ weights and are cached on disk, keyed by a hash of those weights.
 
 import hashlib
 import logging
-import os
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lseg_ros.core.cache import cache_dir
 from lseg_ros.core.pipeline import LabelSet, LsegPipeline
 
 LOG = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """``$LSEG_ROS_CACHE`` or ``~/.cache/lseg_ros``."""
-    return Path(os.environ.get('LSEG_ROS_CACHE', Path.home() / '.cache' / 'lseg_ros'))
 
 
 def _weights_hash(text_encoder) -> str:
