@@ -102,6 +102,28 @@ def test_create_backend_rejects_bad_names_and_options(rn_weights):
     assert cpu.precision == 'fp32' and cpu.describe()['mode'] == 'eager'
 
 
+def test_device_values_resolve_to_an_indexed_device(monkeypatch):
+    """auto, cuda and cuda:N all give cuda:<index> (torch.cuda.set_device refuses 'cuda')."""
+    from lseg_ros.core.backends import resolve_device
+    assert resolve_device('auto') == torch.device('cpu') or CUDA
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 1)
+    for value in ('auto', 'cuda', ' CUDA ', None, ''):
+        assert resolve_device(value) == torch.device('cuda', 1), value
+    assert resolve_device('cuda:0') == torch.device('cuda', 0)
+    assert resolve_device(torch.device('cuda')) == torch.device('cuda', 1)
+    assert resolve_device('cpu') == torch.device('cpu')
+    with pytest.raises(BackendError, match='2 CUDA GPU'):
+        resolve_device('cuda:2')
+    with pytest.raises(BackendError, match='invalid device'):
+        resolve_device('gpu0')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert resolve_device('auto') == torch.device('cpu')
+    with pytest.raises(BackendError, match='no CUDA GPU'):
+        resolve_device('cuda')
+
+
 def test_auto_candidates_order(tmp_path, monkeypatch):
     from lseg_ros.core.backends import tensorrt_backend
     cpu, cuda = torch.device('cpu'), torch.device('cuda')

@@ -52,20 +52,32 @@ class EncoderBackend(ABC):
 
 
 def resolve_device(device='auto') -> torch.device:
-    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; checks explicit choices."""
+    """Return an explicit device: ``cpu`` or ``cuda:N`` (always with its index).
+
+    ``auto`` -> the current CUDA device when a GPU is usable, else ``cpu``; ``cuda`` -> the
+    current CUDA device; ``cuda:N`` is checked against the GPUs present.  The index matters:
+    ``torch.cuda.set_device`` and per-thread binding refuse an index-less ``cuda``.
+    """
     if isinstance(device, torch.device):
-        return device
+        device = str(device)
     device = (device or 'auto').strip().lower()
     if device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
     try:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise BackendError(f'invalid device {device!r}: {error}') from None
-    if resolved.type == 'cuda' and not torch.cuda.is_available():
+    if resolved.type != 'cuda':
+        return resolved
+    if not torch.cuda.is_available():
         raise BackendError(f'device {device!r} requested but no CUDA GPU is available '
                            '(use device "cpu" or "auto")')
-    return resolved
+    count = torch.cuda.device_count()
+    index = torch.cuda.current_device() if resolved.index is None else resolved.index
+    if index >= count:
+        raise BackendError(f'device {device!r} requested but this machine has {count} CUDA '
+                           f'GPU(s): cuda:0 to cuda:{count - 1}')
+    return torch.device('cuda', index)
 
 
 def create_backend(name: str, weights=None, device: str = 'auto', precision: str = 'fp32',
