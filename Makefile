@@ -1,7 +1,7 @@
 # lseg_ros: the two commands of the README, plus helpers.
 #   make demo   set everything up (idempotent) and run the node on the bundled sample stream
 #   make test   set everything up (idempotent) and run the whole test suite (CPU is enough)
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean gpu-check
 
 setup:
 	bash scripts/setup.sh
@@ -11,6 +11,9 @@ demo: setup
 
 test: setup
 	bash scripts/test.sh
+
+gpu-check: setup
+	bash scripts/gpu_check.sh
 
 lint: setup
 	bash scripts/test.sh test/test_lint.py

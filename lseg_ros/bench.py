@@ -15,6 +15,14 @@ to the node's input topic at fixed rates and at peak, and measures, per phase:
 ``peak`` is closed loop: the next frame is published as soon as the previous mask arrives,
 which gives the highest rate the node sustains without queueing.  Results are printed as a
 table and written as JSON with the hardware and software versions.
+
+``--transport-baseline`` first runs the same phases against an echo node with no model
+(:mod:`lseg_ros.transport_echo`: same QoS, a mask-sized answer per frame), so the table shows
+what the transport costs and what the node adds.  ``--pipeline-reference`` measures
+``LsegPipeline.segment`` on the same frames in the bench's own process (the rate a node
+could reach with a free transport).  The bench, the spawned node and the echo node use the
+package's Fast DDS profile (``--dds-profile``); a phase in which no mask came back is an
+error with hints, not a table of NaN.
 """
 
 import argparse
@@ -31,10 +39,19 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from lseg_ros.dds_profile import add_profile_argument, apply_profile
 from lseg_ros.frame_slot import percentiles
-from lseg_ros.node_process import start_node, stop_node
+from lseg_ros.node_process import start_node, start_process, stop_node
 
 DEFAULT_RATES = '2,5,peak'
+#: The launch file's (and the README's) camera topic.
+DEFAULT_IMAGE_TOPIC = '/camera/image_raw'
+NO_MASK_HINT = (
+    'check that {node} subscribes to {topic} (ros2 topic info -v {topic}), that its '
+    'input_qos suits this publisher (best effort by default), and that publisher and node '
+    'run with the same Fast DDS profile (config/fastdds.xml; bench --dds-profile): with '
+    'Fast DDS defaults, frames larger than 512 KiB go over UDP fragments and best-effort '
+    'readers lose most of them')
 
 
 def load_frames(source: str, width: int, height: int, count: int, topic: Optional[str]):
@@ -144,6 +161,7 @@ class Bench:
             'node_stages_p50_ms': {k[len('stage_'):-len('_p50_ms')]: float(v)
                                    for k, v in self.diagnostics.items()
                                    if k.startswith('stage_')},
+            'node_latency_p50_ms': float(self.diagnostics.get('latency_p50_ms', 'nan')),
             'cpu': cpu.stop(), 'gpu': gpu.stop(),
         }
         return result
@@ -252,30 +270,70 @@ def environment() -> Dict[str, str]:
     return info
 
 
-def spawn_node(args, image_topic: str, log_path: str) -> subprocess.Popen:
+def spawn_node(args, name: str, image_topic: str, log_path: str) -> subprocess.Popen:
     """Start lseg_node as the launch file does, with the bench's settings."""
     params = {'checkpoint': args.checkpoint or '', 'device': args.device,
               'backend': args.backend, 'input_size': args.size, 'precision': args.precision,
-              'input_qos': 'reliable', 'labels': args.labels, 'engine': args.engine}
-    return start_node(params, {'image': image_topic}, log_path,
-                      params_file=args.params_file)
+              'input_qos': args.input_qos, 'labels': args.labels, 'engine': args.engine}
+    return start_node(params, {'image': image_topic}, log_path, name=name,
+                      params_file=args.params_file, dds_profile=args.dds_profile)
 
 
-def format_table(phases: List[Dict]) -> str:
-    """Return the terminal table of all phases."""
+def spawn_echo(args, name: str, image_topic: str, log_path: str) -> subprocess.Popen:
+    """Start the transport echo node (no model) with the node's input QoS."""
+    command = [sys.executable, '-m', 'lseg_ros.transport_echo', '--name', name,
+               '--image-topic', image_topic, '--input-qos', args.input_qos]
+    return start_process(command, log_path, args.dds_profile)
+
+
+def pipeline_reference(args, frames, duration: float) -> Dict[str, float]:
+    """Frames per second of ``LsegPipeline.segment`` (mask only) in this process."""
+    from lseg_ros.core.pipeline import LsegPipeline
+    pipeline = LsegPipeline.from_checkpoint(
+        args.checkpoint, backend=args.backend, device=args.device, precision=args.precision,
+        input_size=args.size, labels=args.labels, engine=args.engine or None)
+    for frame in frames[:3]:
+        pipeline.segment(frame)                                    # warm-up
+    times = []
+    start = time.monotonic()
+    while time.monotonic() - start < duration:
+        t0 = time.perf_counter()
+        pipeline.segment(frames[len(times) % len(frames)])
+        times.append(1000.0 * (time.perf_counter() - t0))
+    pipeline.backend.close()
+    return {'frames': len(times), 'fps': len(times) / (time.monotonic() - start),
+            'segment_ms': percentiles(times), **pipeline.describe()}
+
+
+def check_phases(phases: List[Dict], node: str, topic: str) -> List[str]:
+    """Return an error line for every phase in which no mask came back."""
+    return [f'phase {p["rate_hz"]}: 0 of {p["published"]} frames produced a mask; '
+            + NO_MASK_HINT.format(node=node, topic=topic)
+            for p in phases if p['masks'] == 0]
+
+
+def format_table(phases: List[Dict], baseline: Optional[List[Dict]] = None) -> str:
+    """Return the terminal table of all phases (with the transport baseline's p50)."""
     head = (f'{"rate":>6} {"pub":>5} {"masks":>5} {"drop":>5} {"fps":>6} {"p50":>8} {"p90":>8} '
-            f'{"p99":>8} {"max":>8} {"jitter":>7} {"cpu%":>6} {"gpu%":>5}')
+            f'{"p99":>8} {"max":>8} {"jitter":>7} {"cpu%":>6} {"gpu%":>5} {"node50":>7} '
+            f'{"echo50":>7} {"budget":>7}')
     lines = [head, '-' * len(head)]
+    echo = {str(p['rate_hz']): p for p in baseline or []}
     for p in phases:
         lat = p['latency_ms']
         gpu = p['gpu']['utilization_percent_mean'] if p['gpu'] else float('nan')
         cpu = p['cpu'].get('node_percent_of_one_core', float('nan'))
+        node50 = p.get('node_latency_p50_ms', float('nan'))
+        base = echo.get(str(p['rate_hz']))
+        echo50 = base['latency_ms']['p50'] if base else float('nan')
         lines.append(f'{str(p["rate_hz"]):>6} {p["published"]:>5} {p["masks"]:>5} '
                      f'{p["dropped"]:>5} {p["output_fps"]:>6.1f} {lat["p50"]:>8.1f} '
                      f'{lat["p90"]:>8.1f} {lat["p99"]:>8.1f} {lat["max"]:>8.1f} '
-                     f'{p["jitter_ms"]:>7.1f} {cpu:>6.0f} {gpu:>5.0f}')
-    lines.append('latency in ms: input header stamp -> mask received; cpu% of one core '
-                 '(node process)')
+                     f'{p["jitter_ms"]:>7.1f} {cpu:>6.0f} {gpu:>5.0f} {node50:>7.1f} '
+                     f'{echo50:>7.1f} {echo50 + node50 + 1.0:>7.1f}')
+    lines.append('latency in ms: input header stamp -> mask received; cpu% of one core (node '
+                 'process); node50: node receive -> publish p50; echo50: transport baseline '
+                 'p50 at that rate; budget = echo50 + node50 + 1 ms (target for p50)')
     return '\n'.join(lines)
 
 
@@ -293,10 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--precision', default='auto')
     parser.add_argument('--size', type=int, default=480, help='input_size of a spawned node')
     parser.add_argument('--labels', default='dog, grass, road, sky, other')
-    parser.add_argument('--node', default='/lseg', help='name of the node (default /lseg)')
+    parser.add_argument('--node', default='/lseg',
+                        help='name of a running node (default /lseg; --spawn starts one '
+                             'with a name of its own)')
     parser.add_argument('--image-topic', default=None,
-                        help='topic the node subscribes to (default: /image_raw, or a private '
-                             'topic with --spawn)')
+                        help=f'topic the node subscribes to (default: {DEFAULT_IMAGE_TOPIC} '
+                             'as in the launch file, or a private topic with --spawn)')
+    parser.add_argument('--input-qos', default='sensor_data',
+                        choices=('sensor_data', 'reliable', 'system_default'),
+                        help='input_qos of a spawned node and of the echo node (default: '
+                             'best effort, as the node)')
     parser.add_argument('--source', default='synthetic',
                         help='synthetic, a folder of images, or a rosbag2 bag')
     parser.add_argument('--bag-topic', help='image topic to read from a bag source')
@@ -311,88 +375,170 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--timeout', type=float, default=30.0,
                         help='seconds to wait for a mask (peak phase) / for the node')
     parser.add_argument('--output', default='bench.json', help='JSON report to write')
+    parser.add_argument('--transport-baseline', action='store_true',
+                        help='first run the same phases through an echo node with no model')
+    parser.add_argument('--pipeline-reference', action='store_true',
+                        help='also measure LsegPipeline.segment on the same frames in this '
+                             'process (needs --checkpoint; loads the model here)')
+    add_profile_argument(parser)
     return parser
 
 
+def wait_for_first_mask(bench: 'Bench', msgs, proc, log_path: str, timeout: float,
+                        what: str, topic: str) -> Optional[str]:
+    """Publish until a mask comes back; return an error line (None when one came)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            print(Path(log_path).read_text(), file=sys.stderr)
+            return f'{what} exited with code {proc.returncode}'
+        bench.publish(msgs[0])
+        if bench.arrived.wait(0.5) and bench.received:
+            return None
+    return (f'no mask from {what} on {topic} within {timeout:g} s: '
+            + NO_MASK_HINT.format(node=what, topic=topic))
+
+
+def run_phases(bench: 'Bench', msgs, rates, args) -> List[Dict]:
+    """Warm up, then run one phase per rate; print a line per phase."""
+    bench.run_phase(msgs, None, args.warmup, args.timeout)          # warm-up, not reported
+    phases = []
+    for rate in rates:
+        phase = bench.run_phase(msgs, rate, args.duration, args.timeout)
+        phases.append(phase)
+        print(f'phase {phase["rate_hz"]}: {phase["masks"]} of {phase["published"]} masks, '
+              f'p50 {phase["latency_ms"]["p50"]:.1f} ms', flush=True)
+    return phases
+
+
 def main(argv=None) -> int:
-    """Run the benchmark."""
+    """Run the benchmark; exit code 1 when a phase produced no mask."""
     args = build_parser().parse_args(argv)
     try:
         rates = [None if r.strip() == 'peak' else float(r) for r in args.rates.split(',')]
     except ValueError:
         print(f'bench: error: bad --rates {args.rates!r}', file=sys.stderr)
         return 2
-    if args.spawn and not args.checkpoint and not args.params_file:
-        print('bench: error: --spawn needs --checkpoint or --params-file', file=sys.stderr)
+    if (args.spawn or args.pipeline_reference) and not args.checkpoint and \
+            not args.params_file:
+        print('bench: error: --spawn and --pipeline-reference need --checkpoint',
+              file=sys.stderr)
         return 2
-    image_topic = args.image_topic or ('/lseg_bench/image' if args.spawn else '/image_raw')
+    try:
+        profile = apply_profile(args.dds_profile)           # before rclpy.init
+    except FileNotFoundError as error:
+        print(f'bench: error: {error}', file=sys.stderr)
+        return 2
+    suffix = f'{os.getpid()}'
+    node_name = f'/lseg_bench_{suffix}' if args.spawn else '/' + args.node.strip('/')
+    image_topic = args.image_topic or (f'{node_name}/image' if args.spawn
+                                       else DEFAULT_IMAGE_TOPIC)
     frames = load_frames(args.source, args.width, args.height, args.frames, args.bag_topic)
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
     from lseg_ros.conversions import to_image_msg
     from std_msgs.msg import Header
 
     rclpy.init()
-    node = Node('lseg_bench')
-    bench = Bench(node, image_topic, args.node)
+    node = rclpy.create_node(f'lseg_bench_client_{suffix}')
     msgs = [to_image_msg(f, 'rgb8', Header(frame_id='bench')) for f in frames]
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    proc = None
-    node_log = str(Path(args.output).with_suffix('.node.log'))
-    report = {'config': vars(args), 'image_topic': image_topic,
-              'frame_size': list(frames[0].shape[:2]), 'environment': environment(),
-              'phases': []}
+    procs: List[subprocess.Popen] = []
+    output = Path(args.output)
+    report = {'config': vars(args), 'node': node_name, 'image_topic': image_topic,
+              'frame_size': list(frames[0].shape[:2]), 'dds_profile': profile,
+              'environment': environment(), 'phases': []}
+    errors: List[str] = []
+    bench = None
     try:
+        if args.transport_baseline:
+            echo_name = f'/lseg_echo_{suffix}'
+            echo_log = str(output.with_suffix('.echo.log'))
+            procs.append(spawn_echo(args, echo_name.lstrip('/'), f'{echo_name}/image',
+                                    echo_log))
+            echo = Bench(node, f'{echo_name}/image', echo_name)
+            error = wait_for_first_mask(echo, msgs, procs[-1], echo_log, 60.0,
+                                        'the echo node', f'{echo_name}/image')
+            if error:
+                raise BenchError(error)
+            print('transport baseline (echo node, no model):', flush=True)
+            report['transport_baseline'] = run_phases(echo, msgs, rates, args)
+            errors += check_phases(report['transport_baseline'], echo_name,
+                                   f'{echo_name}/image')
+            stop_node(procs.pop())
         start = time.monotonic()
+        node_log = str(output.with_suffix('.node.log'))
+        proc = None
         if args.spawn:
-            proc = spawn_node(args, image_topic, node_log)
-        # wait until the node answers (start-up time with --spawn)
-        deadline = start + max(args.timeout, 600.0 if args.spawn else args.timeout)
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                print(Path(node_log).read_text(), file=sys.stderr)
-                print(f'bench: error: the node exited with code {proc.returncode}',
-                      file=sys.stderr)
-                return 1
-            bench.publish(msgs[0])
-            if bench.arrived.wait(0.5) and bench.received:
-                break
-        else:
-            print(f'bench: error: no mask from {args.node} on {image_topic} within the '
-                  'timeout (is the node running and subscribed to this topic?)',
-                  file=sys.stderr)
-            return 1
+            proc = spawn_node(args, node_name.lstrip('/'), image_topic, node_log)
+            procs.append(proc)
+        bench = Bench(node, image_topic, node_name)
+        error = wait_for_first_mask(bench, msgs, proc, node_log,
+                                    max(args.timeout, 600.0 if args.spawn else 0.0),
+                                    node_name, image_topic)
+        if error:
+            raise BenchError(error)
         report['startup_to_first_mask_s'] = time.monotonic() - start if args.spawn else None
         bench.node_pid = proc.pid if proc is not None else find_node_pid()
-        bench.run_phase(msgs, None, args.warmup, args.timeout)          # warm-up, not reported
-        for rate in rates:
-            phase = bench.run_phase(msgs, rate, args.duration, args.timeout)
-            report['phases'].append(phase)
-            print(f'phase {phase["rate_hz"]}: {phase["masks"]} masks, '
-                  f'p50 {phase["latency_ms"]["p50"]:.1f} ms', flush=True)
+        print(f'{node_name}:', flush=True)
+        report['phases'] = run_phases(bench, msgs, rates, args)
+        errors += check_phases(report['phases'], node_name, image_topic)
         report['node_diagnostics'] = bench.diagnostics
+    except BenchError as error:
+        errors.append(str(error))
     finally:
-        if proc is not None:
+        for proc in procs:
             stop_node(proc)
         executor.shutdown()
         spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
-    print(format_table(report['phases']))
+    if args.pipeline_reference and not errors:
+        report['pipeline_reference'] = pipeline_reference(args, frames, args.duration)
+    report['errors'] = errors
+    print(summary(report))
+    output.write_text(json.dumps(report, indent=2, default=str))
+    print(f'wrote {output}')
+    for error in errors:
+        print(f'bench: error: {error}', file=sys.stderr)
+    return 1 if errors else 0
+
+
+class BenchError(Exception):
+    """A condition that ends the benchmark early (said in one line)."""
+
+
+def summary(report: Dict) -> str:
+    """Return the table and the lines under it."""
+    lines = []
+    if report.get('transport_baseline'):
+        lines += ['transport baseline (echo node, no model):',
+                  format_table(report['transport_baseline']), '']
+    if report['phases']:
+        lines += [f'{report["node"]}:', format_table(report['phases'],
+                                                     report.get('transport_baseline'))]
     if report.get('startup_to_first_mask_s') is not None:
-        print(f'start-up (spawn -> first mask): {report["startup_to_first_mask_s"]:.1f} s; '
-              f'node model start-up {bench.diagnostics.get("startup_s", "?")} s')
+        lines.append(f'start-up (spawn -> first mask): {report["startup_to_first_mask_s"]:.1f} '
+                     f's; node model start-up '
+                     f'{report.get("node_diagnostics", {}).get("startup_s", "?")} s')
     stages = report['phases'][-1]['node_stages_p50_ms'] if report['phases'] else {}
     if stages:
-        print('node stages p50 (ms): ' + ', '.join(f'{k} {v:.2f}' for k, v in stages.items()))
-    Path(args.output).write_text(json.dumps(report, indent=2, default=str))
-    print(f'wrote {args.output}')
-    return 0
+        lines.append('node stages p50 (ms): ' + ', '.join(f'{k} {v:.2f}'
+                                                          for k, v in stages.items()))
+        node50 = report['phases'][-1].get('node_latency_p50_ms', float('nan'))
+        lines.append(f'node overhead (receive -> publish p50 minus encoder p50): '
+                     f'{node50 - stages.get("encoder", float("nan")):.2f} ms')
+    reference = report.get('pipeline_reference')
+    if reference:
+        peak = [p['output_fps'] for p in report['phases'] if p['rate_hz'] == 'peak']
+        ratio = f'; peak / in-process = {peak[0] / reference["fps"]:.2f}' if peak else ''
+        lines.append(f'in-process LsegPipeline.segment: {reference["fps"]:.1f} frames/s '
+                     f'(p50 {reference["segment_ms"]["p50"]:.2f} ms){ratio}')
+    return '\n'.join(lines)
 
 
 def entry() -> None:

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ``/lseg`` node: a thin ROS 2 adapter around :class:`LsegPipeline`.
 
-Threads: the executor runs subscriptions, parameter services and the diagnostics timer,
-and never inference; the image callback only drops the message into a one-frame
+Threads: one executor thread runs subscriptions, parameter services and the diagnostics
+timer, and never inference; the image callback only drops the message into a one-frame
 :class:`LatestSlot` (newest frame wins, replaced frames are counted as dropped).  A frame
 worker thread converts, segments and publishes; a label worker thread computes text
 embeddings for new labels and swaps them in atomically with a new label version, so the
-stream never stalls on a label change.
+stream never stalls on a label change.  A second executor thread was measured not to help
+(docs/node_benchmark.md): every callback is short, and two threads only add GIL contention
+with the frame worker.
 """
 
 from dataclasses import replace
@@ -29,9 +31,8 @@ from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_system_default,
-                       QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, Header, String
 
@@ -39,33 +40,22 @@ from lseg_ros.conversions import (embeddings_msg, image_to_rgb, is_bgr, label_in
                                   labels_json, scaled_camera_info, to_image_msg)
 from lseg_ros.core.errors import ImageError, LabelError, LsegError
 from lseg_ros.core.labels import parse_labels
-from lseg_ros.core.pipeline import LabelSet, LsegPipeline, OutputRequest
+from lseg_ros.dds_profile import profile_in_effect
 from lseg_ros.frame_slot import LatestSlot, RollingStats
 from lseg_ros.image_codec import confidence_to_mono8, mask_encoding
 from lseg_ros.params import PARAMS
+from lseg_ros.qos import CAMERA_INFO_QOS, input_qos, LATCHED_QOS, OUTPUT_QOS
 
 NODE_NAME = 'lseg'
 WARN_PERIOD_S = 5.0
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
-def input_qos(name: str) -> QoSProfile:
-    """Return the QoS of the image subscription for an ``input_qos`` value."""
-    if name == 'system_default':
-        return qos_profile_system_default
-    reliability = ReliabilityPolicy.RELIABLE if name == 'reliable' else \
-        ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability,
-                      durability=DurabilityPolicy.VOLATILE)
-
-
-OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
-                        reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                             reliability=ReliabilityPolicy.BEST_EFFORT)
+#: Seconds shutdown waits for a busy worker (a long frame, a large label set) to finish.
+SHUTDOWN_WAIT_S = 3.0
+#: Benchmark knobs (docs/node_benchmark.md): the executor (single, or multi = two threads)
+#: and the GIL switch interval in ms.
+EXECUTOR_ENV = 'LSEG_EXECUTOR'
+SWITCH_INTERVAL_ENV = 'LSEG_GIL_SWITCH_INTERVAL_MS'
+#: GIL switch interval with CPU inference (Python's default, 5 ms, with a GPU).
+CPU_GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def descriptor(param) -> ParameterDescriptor:
@@ -127,6 +117,7 @@ class LsegNode(Node):
             f'variant {info["variant"]}, backend {info["backend"]} on {info["device"]}, '
             f'precision {info["precision"]}, engine {self.settings["engine"] or "-"}, '
             f'input size {info["input_size"]}, input QoS {self.settings["input_qos"]}, '
+            f'Fast DDS profile {profile_in_effect() or "none (Fast DDS defaults)"}, '
             f'labels v{self.pipeline.labels.version} {list(self.pipeline.labels.labels)}')
 
     # ---------------------------------------------------------------------------- set-up
@@ -136,7 +127,7 @@ class LsegNode(Node):
                 raise LsegError(f'parameter {param.name}={values[param.name]!r} is not one of '
                                 f'{", ".join(param.choices)}')
 
-    def _load_pipeline(self) -> LsegPipeline:
+    def _load_pipeline(self):
         s = self.settings
         if not s['checkpoint']:
             raise LsegError('parameter checkpoint is empty: set it to an official lang-seg '
@@ -149,6 +140,14 @@ class LsegNode(Node):
             # Leave one core to ROS message handling (cpu_threads: 0).
             import torch
             torch.set_num_threads(s['cpu_threads'] or max(1, (os.cpu_count() or 2) - 1))
+            # CPU inference takes and releases the GIL between operators: with the default
+            # 5 ms switch interval a busy executor thread (high frame rates) made it wait up
+            # to 5 ms each time (10-30x slower under a 200 Hz stream).  With a GPU the
+            # interval makes no measurable difference (docs/node_benchmark.md).
+            sys.setswitchinterval(CPU_GIL_SWITCH_INTERVAL_S)
+        if os.environ.get(SWITCH_INTERVAL_ENV):
+            sys.setswitchinterval(float(os.environ[SWITCH_INTERVAL_ENV]) / 1000.0)
+        from lseg_ros.core.pipeline import LsegPipeline
         return LsegPipeline.from_checkpoint(
             s['checkpoint'], backend=s['backend'], device=device, precision=s['precision'],
             input_size=s['input_size'], labels=s['labels'], engine=s['engine'] or None,
@@ -260,7 +259,7 @@ class LsegNode(Node):
             label_set = self.pipeline.install_labels(prepared)
             self.get_logger().info(f'labels v{label_set.version}: {list(label_set.labels)}')
 
-    def _publish_labels(self, label_set: LabelSet) -> None:
+    def _publish_labels(self, label_set) -> None:
         text = label_set.text_features.numpy()
         self.pub_labels.publish(labels_json(label_set.labels, label_set.version, text.shape[1]))
         self.pub_embeddings.publish(embeddings_msg(
@@ -282,7 +281,7 @@ class LsegNode(Node):
     def _frame_loop(self) -> None:
         self._bind_device(self.pipeline.device)
         last_start = 0.0
-        while not self.slot.closed:
+        while not self.slot.closed and self.context.ok():
             rate = self.settings['max_rate_hz']
             if rate > 0:
                 delay = last_start + 1.0 / rate - time.monotonic()
@@ -295,17 +294,22 @@ class LsegNode(Node):
             last_start = time.monotonic()
             try:
                 self._process(*got)
-            except ImageError as error:
-                self.stats.add_bad()
-                self._warn(f'{type(error).__name__}:{str(error)[:24]}', f'frame skipped: {error}')
             except Exception as error:  # noqa: B902 - one bad frame must not stop the node
+                if self.slot.closed or not self.context.ok():
+                    return              # publishing fails once the context is shut down
                 self.stats.add_bad()
-                self._warn(type(error).__name__, f'frame failed: {type(error).__name__}: {error}')
+                if isinstance(error, ImageError):
+                    self._warn(f'{type(error).__name__}:{str(error)[:24]}',
+                               f'frame skipped: {error}')
+                else:
+                    self._warn(type(error).__name__,
+                               f'frame failed: {type(error).__name__}: {error}')
 
     def _wanted(self, publisher, switch: str) -> bool:
         return self.settings[switch] and publisher.get_subscription_count() > 0
 
     def _process(self, msg, received: float) -> None:
+        from lseg_ros.core.pipeline import OutputRequest    # torch: not needed for --help
         t0 = time.perf_counter()
         rgb = image_to_rgb(msg)
         convert_ms = 1000 * (time.perf_counter() - t0)
@@ -421,26 +425,76 @@ class LsegNode(Node):
         self.pub_diagnostics.publish(DiagnosticArray(header=self._header_now(),
                                                      status=[status]))
 
-    def shutdown(self) -> None:
-        """Stop the worker threads and release the model."""
+    def shutdown(self) -> bool:
+        """Stop the worker threads within SHUTDOWN_WAIT_S; release the model when they end.
+
+        Returns False when a worker is still inside the model (a long frame, a large label
+        set): the caller must then end the process without tearing down what that thread
+        uses (see :func:`main`).
+        """
         self.slot.close()
         self._label_queue.put(None)
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
         for thread in self._threads:
-            thread.join(timeout=10.0)
-        if any(thread.is_alive() for thread in self._threads):
-            self.get_logger().warning('a frame is still being segmented; exiting without '
-                                      'releasing the model explicitly')
-            return
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [BUSY[t.name] for t in self._threads if t.is_alive()]
+        if busy:
+            # Not the node's logger: its /rosout publisher died with the context.
+            rclpy.logging.get_logger('lseg_node').info(
+                f'exiting while {" and ".join(busy)} (not waiting longer than '
+                f'{SHUTDOWN_WAIT_S:g} s)')
+            return False
         self.pipeline.backend.close()
+        return True
+
+
+BUSY = {'lseg-frames': 'a frame is being segmented',
+        'lseg-labels': 'text embeddings of new labels are being computed'}
+USAGE = '''usage: lseg_node [--ros-args ...]
+
+The /lseg node: open-vocabulary semantic segmentation of a camera stream (LSeg).
+Start it with `ros2 launch lseg_ros segment.launch.py` or
+  lseg_node --ros-args --params-file config/lseg.yaml -p checkpoint:=/path/to/demo_e200.ckpt \\
+      -r image:=/camera/image_raw
+Parameters (README "Parameters"; config/lseg.yaml has them all):
+'''
+
+
+def usage() -> str:
+    """Return the --help text: how to start the node and its parameters."""
+    lines = [f'  {p.name} ({p.type_name}, default {p.default!r}): {p.description}'
+             for p in PARAMS]
+    return USAGE + '\n'.join(lines)
+
+
+def wants_help(argv) -> bool:
+    """Whether ``-h``/``--help`` comes before any ``--ros-args``."""
+    for arg in argv:
+        if arg == '--ros-args':
+            return False
+        if arg in ('-h', '--help'):
+            return True
+    return False
+
+
+def make_executor(kind: str):
+    """Return the executor ``kind``: single (default) or multi (two threads).
+
+    Measured on an H200 (docs/node_benchmark.md): with two executor threads the callbacks
+    fight the frame worker for the GIL and the node delivered 6 frames/s at peak instead
+    of 145.
+    """
+    if kind == 'multi':
+        return MultiThreadedExecutor(num_threads=2)
+    return SingleThreadedExecutor()
 
 
 def main(args=None) -> int:
     """Run the node until shut down; start-up errors are one line and exit code 1."""
-    # The executor thread and the inference thread share the GIL.  With the default 5 ms
-    # switch interval, a busy executor (high frame rates) makes the inference thread wait up
-    # to 5 ms each time it wants the GIL back between operators (a convoy effect that made
-    # CPU inference 10-30x slower under a 200 Hz stream); a short interval bounds that wait.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    argv = sys.argv[1:] if args is None else list(args)
+    if wants_help(argv):
+        print(usage())
+        return 0
     try:
         rclpy.init(args=args)
     except Exception as error:  # noqa: B902 - e.g. malformed --ros-args
@@ -459,17 +513,24 @@ def main(args=None) -> int:
     except KeyboardInterrupt:                  # Ctrl-C while the model was loading
         rclpy.try_shutdown()
         return 0
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = make_executor(os.environ.get(EXECUTOR_ENV, 'single'))
     executor.add_node(node)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass                                   # SIGINT or SIGTERM (rclpy shuts down on both)
     finally:
         # Ctrl-C reaches both `ros2 launch` and the node: a second SIGINT must not turn a
         # clean shutdown into a KeyboardInterrupt death.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        node.shutdown()
+        if not node.shutdown():
+            # A worker is inside torch: finalising the interpreter (or destroying the node)
+            # under it aborts the process ("terminate called without an active exception").
+            # Nothing is left to save, so end the process here.
+            rclpy.try_shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -3,7 +3,8 @@
 """Start and stop ``lseg_node`` as a separate process, the way the launch file does.
 
 Used by ``bench --spawn``, ``make demo`` and the tests: the executable with ``--ros-args``,
-the package's ``config/lseg.yaml`` as parameters file, then ``-p`` overrides and remaps.
+the package's ``config/lseg.yaml`` as parameters file, then ``-p`` overrides and remaps, and
+the package's Fast DDS profile in its environment (like the launch file's ``dds_profile``).
 """
 
 import os
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import sys
 from typing import Dict, List, Optional
+
+from lseg_ros.dds_profile import DEFAULT, profile_environment
 
 SOURCE_PARAMS = Path(__file__).resolve().parents[1] / 'config' / 'lseg.yaml'
 
@@ -49,16 +52,27 @@ def node_command(params: Dict[str, object], remaps: Optional[Dict[str, str]] = N
     return cmd
 
 
-def start_node(params: Dict[str, object], remaps: Optional[Dict[str, str]] = None,
-               log_path: Optional[str] = None, **kwargs) -> subprocess.Popen:
-    """Start lseg_node in its own process group; its output goes to ``log_path``."""
+def start_process(command: List[str], log_path: Optional[str] = None,
+                  dds_profile: Optional[str] = DEFAULT) -> subprocess.Popen:
+    """Start ``command`` in its own process group with the Fast DDS profile ``dds_profile``.
+
+    Its output goes to ``log_path`` (discarded without one).
+    """
+    env = dict(os.environ, **profile_environment(dds_profile))
     log = open(log_path, 'w') if log_path else subprocess.DEVNULL
     try:
-        return subprocess.Popen(node_command(params, remaps, **kwargs), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
     finally:
         if log_path:
             log.close()
+
+
+def start_node(params: Dict[str, object], remaps: Optional[Dict[str, str]] = None,
+               log_path: Optional[str] = None, dds_profile: Optional[str] = DEFAULT,
+               **kwargs) -> subprocess.Popen:
+    """Start lseg_node (see :func:`node_command`) in its own process group."""
+    return start_process(node_command(params, remaps, **kwargs), log_path, dds_profile)
 
 
 def stop_node(proc: subprocess.Popen, timeout: float = 20.0) -> int:

@@ -13,6 +13,11 @@ import pytest
 
 from lseg_ros.core.synthetic import cached_reference_checkpoint
 from lseg_ros.core.variants import RN101, VIT_L16
+from lseg_ros.dds_profile import apply_profile
+
+# Like the launch file, bench and demo: the package's Fast DDS profile for every ROS 2
+# participant of the tests (this process before rclpy.init; the nodes they start inherit it).
+apply_profile()
 
 DATA = Path(__file__).resolve().parent / 'data'
 

@@ -8,9 +8,8 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
-from lseg_ros.core.backends.base import BACKENDS, PRECISIONS
 from lseg_ros.core.errors import LsegError
-from lseg_ros.core.pipeline import DEFAULT_INPUT_SIZE
+from lseg_ros.core.options import BACKENDS, DEFAULT_INPUT_SIZE, PRECISIONS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=True) -> None:

@@ -21,6 +21,7 @@ from lseg_ros.core.checkpoint import load_weights, LsegWeights
 from lseg_ros.core.errors import LabelError
 from lseg_ros.core.head import logits_at_input, normalize_features, reduce_logits, text_weights
 from lseg_ros.core.labels import parse_labels
+from lseg_ros.core.options import DEFAULT_INPUT_SIZE
 from lseg_ros.core.overlay import blend, palette
 from lseg_ros.core.preprocess import check_rgb, Geometry, Normalizer, plan_geometry
 from lseg_ros.core.text_encoder import ClipTextEncoder
@@ -29,7 +30,6 @@ from lseg_ros.core.variants import Variant
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_INPUT_SIZE = 480
 DEFAULT_LABELS = 'other'
 
 
@@ -89,6 +89,8 @@ class LsegPipeline:
         self.normalizer = Normalizer(variant.mean, variant.std, self.device)
         self._label_lock = threading.Lock()
         self._labels: Optional[LabelSet] = None
+        self._pinned: Optional[torch.Tensor] = None      # GPU: page-locked upload buffer
+        self._uploaded: Optional[torch.cuda.Event] = None
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Union[str, LsegWeights], backend: str = 'auto',
@@ -155,7 +157,7 @@ class LsegPipeline:
         label_set = label_set or self.labels
         geometry = self.geometry(rgb.shape[0], rgb.shape[1])
         timer = StageTimer(self.device)
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
+        image = self._upload(rgb)
         x = self.normalizer(image, geometry)
         timer.mark('preprocess')
         features = self.backend(x)
@@ -182,6 +184,26 @@ class LsegPipeline:
         timer.mark('postprocess')
         result.timings = timer.result()
         return result
+
+    def _upload(self, rgb: np.ndarray) -> torch.Tensor:
+        """Return ``rgb`` as a uint8 tensor on the device.
+
+        On a GPU the frame goes through a page-locked buffer, so the copy is one DMA
+        transfer that does not block the host (from pageable memory the driver stages it
+        synchronously).  The buffer is reused once the previous transfer has finished.
+        """
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb))
+        if self.device.type != 'cuda':
+            return tensor
+        if self._uploaded is not None:
+            self._uploaded.synchronize()
+        if self._pinned is None or self._pinned.shape != tensor.shape:
+            self._pinned = torch.empty(tensor.shape, dtype=torch.uint8, pin_memory=True)
+        self._pinned.copy_(tensor)
+        image = self._pinned.to(self.device, non_blocking=True)
+        self._uploaded = torch.cuda.Event()
+        self._uploaded.record()
+        return image
 
     def describe(self) -> Dict[str, str]:
         """Return the effective configuration, for the start-up log and diagnostics."""

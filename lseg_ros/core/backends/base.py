@@ -17,13 +17,11 @@ from typing import Dict, List, Optional
 import torch
 
 from lseg_ros.core.errors import BackendError
+from lseg_ros.core.options import BACKENDS, PRECISIONS
 
 LOG = logging.getLogger(__name__)
 
-#: Names accepted by the ``backend`` parameter, in the order ``auto`` prefers them.
-BACKENDS = ('auto', 'tensorrt', 'torch', 'onnxruntime')
-#: ``auto``: fp16 for torch on a GPU, the graph's or engine's precision otherwise.
-PRECISIONS = ('fp32', 'fp16', 'auto')
+__all__ = ['BACKENDS', 'PRECISIONS', 'EncoderBackend', 'create_backend', 'resolve_device']
 
 
 class EncoderBackend(ABC):
