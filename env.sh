@@ -12,6 +12,14 @@ for _d in ${ROS_DISTRO:-} kilted jazzy rolling; do
   if [ -f "/opt/ros/$_d/setup.bash" ]; then source "/opt/ros/$_d/setup.bash"; break; fi
 done
 source "$_lseg_root/.venv/bin/activate"
+# ROS 2 from PyPI: the wheels install their ament index (package.xml, messages) into the
+# venv, which is then a ROS prefix like /opt/ros/<distro> (ros2 interface show, launch).
+if [ -d "$_lseg_root/.venv/share/ament_index" ]; then
+  case ":${AMENT_PREFIX_PATH:-}:" in
+    *":$_lseg_root/.venv:"*) ;;
+    *) export AMENT_PREFIX_PATH="$_lseg_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
+  esac
+fi
 if [ -f "$_lseg_root/install/setup.bash" ]; then
   source "$_lseg_root/install/setup.bash"
   export PATH="$_lseg_root/install/lseg_ros/lib/lseg_ros:$PATH"

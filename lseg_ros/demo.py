@@ -23,6 +23,7 @@ import numpy as np
 from lseg_ros.cli.segment import write_image
 from lseg_ros.core.synthetic import cached_reference_checkpoint
 from lseg_ros.core.variants import VIT_L16
+from lseg_ros.dds_profile import add_profile_argument, apply_profile
 from lseg_ros.frame_slot import percentiles
 from lseg_ros.node_process import start_node, stop_node
 from lseg_ros.samples import sample_frames, SAMPLE_LABELS
@@ -61,7 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument('--size', type=int, default=256, help='network input long side')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--timeout', type=float, default=900.0)
+    add_profile_argument(parser)
     args = parser.parse_args(argv)
+    apply_profile(args.dds_profile)          # this process (the camera); the node inherits it
     checkpoint, trained = demo_checkpoint()
     if not trained:
         untrained_warning()
@@ -79,10 +82,9 @@ def main(argv=None) -> int:
     from lseg_ros.conversions import to_image_msg
 
     proc = start_node({'checkpoint': checkpoint, 'labels': SAMPLE_LABELS,
-                       'input_size': args.size, 'device': args.device,
-                       'input_qos': 'reliable'},
+                       'input_size': args.size, 'device': args.device},
                       {'image': CAMERA, 'camera_info': '/demo/camera/camera_info'},
-                      str(out / 'node.log'))
+                      str(out / 'node.log'), dds_profile=args.dds_profile)
     rclpy.init()
     node = rclpy.create_node('lseg_demo')
     lock = threading.Lock()

@@ -30,6 +30,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from lseg_ros import bag
 from lseg_ros.core.errors import LsegError
+from lseg_ros.dds_profile import add_profile_argument, apply_profile
 
 LOG = logging.getLogger(__name__)
 
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--restamp', action='store_true',
                         help='stamp headers with the current time instead of the recorded one')
     parser.add_argument('-v', '--verbose', action='store_true', help='log at DEBUG level')
+    add_profile_argument(parser)
     return parser
 
 
@@ -360,6 +362,7 @@ def main(args: argparse.Namespace) -> int:
     if args.delay < 0:
         raise LsegError(f'--delay must be 0 or more, got {args.delay}')
     remap = parse_remaps(args.remap)
+    apply_profile(args.dds_profile)                 # before the first participant
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = None

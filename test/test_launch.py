@@ -40,7 +40,8 @@ def test_launch_file_starts_the_node(rn_checkpoint, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, '-c', LAUNCH, str(ROOT / 'launch' / 'segment.launch.py'),
          f'checkpoint:={rn_checkpoint}', 'namespace:=robot', 'image:=/robot/camera/image',
-         f'params_file:={ROOT / "config" / "lseg.yaml"}', 'log_level:=debug'],
+         f'params_file:={ROOT / "config" / "lseg.yaml"}', 'log_level:=debug',
+         'labels:=dog, grass', 'input_size:=64', 'device:=cpu', 'input_qos:=reliable'],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = RosClient('launch_client')
     try:
@@ -53,6 +54,9 @@ def test_launch_file_starts_the_node(rn_checkpoint, tmp_path):
             raise AssertionError((tmp_path / 'launch.log').read_text())
         names = client.node.get_node_names_and_namespaces()
         assert ('lseg', '/robot') in names
+        import json
+        assert json.loads(client.received('/robot/lseg/labels')[-1].data)['labels'] == [
+            'dog', 'grass']
     finally:
         client.close()
         os.killpg(proc.pid, signal.SIGINT)
@@ -60,3 +64,15 @@ def test_launch_file_starts_the_node(rn_checkpoint, tmp_path):
         log.close()
     output = (tmp_path / 'launch.log').read_text()
     assert 'process has finished cleanly' in output and 'Traceback' not in output
+    assert 'input size 64' in output and 'input QoS reliable' in output, output
+    assert 'Fast DDS profile' in output and 'fastdds.xml' in output, output
+
+
+def test_launch_fails_when_the_node_cannot_start(tmp_path):
+    """A start-up error of the node ends the launch with a non-zero exit code."""
+    out = subprocess.run(
+        [sys.executable, '-c', LAUNCH, str(ROOT / 'launch' / 'segment.launch.py'),
+         f'checkpoint:={tmp_path / "missing.ckpt"}'],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert 'cannot start' in out.stdout + out.stderr
