@@ -36,8 +36,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lseg_ros.core.errors import ImageError, LsegError
-from lseg_ros.image_codec import (decode_compressed, decode_image, image_fields,
-                                  source_is_bgr as codec_source_is_bgr)
+from lseg_ros.image_codec import (decode_compressed, decode_image, DEFAULT_MAX_INPUT_PIXELS,
+                                  image_fields, source_is_bgr as codec_source_is_bgr)
 
 LOG = logging.getLogger(__name__)
 
@@ -397,15 +397,17 @@ class BagReader:
             last = timestamp
             yield BagMessage(topic, msgtype, timestamp, bytes(data))
 
-    def frames(self, topics: Sequence[str]) -> Iterator[BagFrame]:
+    def frames(self, topics: Sequence[str],
+               max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> Iterator[BagFrame]:
         """Yield the image messages of ``topics`` decoded to RGB, in bag-time order.
 
-        Raises :class:`~lseg_ros.core.errors.ImageError` (or its subclass
-        ``UnsupportedEncodingError``) for a frame that cannot be decoded; callers that want
-        to skip bad frames iterate :meth:`messages` and call :func:`decode_frame` instead.
+        Raises :class:`~lseg_ros.core.errors.ImageError` (or its subclasses
+        ``UnsupportedEncodingError``, ``ImageTooLargeError`` above ``max_pixels``) for a
+        frame that cannot be decoded; callers that want to skip bad frames iterate
+        :meth:`messages` and call :func:`decode_frame` instead.
         """
         for message, index in self.indexed(self.messages(topics)):
-            yield decode_frame(message, index)
+            yield decode_frame(message, index, max_pixels)
 
     @staticmethod
     def indexed(messages: Iterable[BagMessage]) -> Iterator[Tuple[BagMessage, int]]:
@@ -455,8 +457,13 @@ def deserialize(message: BagMessage):
         ) from error
 
 
-def decode_frame(message: BagMessage, index: int = 0) -> BagFrame:
-    """Decode an Image or CompressedImage message to a :class:`BagFrame`."""
+def decode_frame(message: BagMessage, index: int = 0,
+                 max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> BagFrame:
+    """Decode an Image or CompressedImage message to a :class:`BagFrame`.
+
+    An image declaring more than ``max_pixels`` pixels (0: no limit) raises
+    :class:`~lseg_ros.core.errors.ImageTooLargeError` before it is decoded.
+    """
     if message.msgtype not in IMAGE_TYPES:
         raise UnsupportedMessageError(
             f'{message.topic} has type {message.msgtype}, not an image type')
@@ -468,10 +475,10 @@ def decode_frame(message: BagMessage, index: int = 0) -> BagFrame:
         if message.msgtype == IMAGE:
             frame.encoding = msg.encoding
             frame.rgb = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                                     bool(msg.is_bigendian))
+                                     bool(msg.is_bigendian), max_pixels=max_pixels)
         else:
             frame.encoding = msg.format
-            frame.rgb = decode_compressed(msg.format, msg.data)
+            frame.rgb = decode_compressed(msg.format, msg.data, max_pixels=max_pixels)
     except ImageError as error:
         raise type(error)(f'{frame.where()}: {error}') from error
     if not frame.rgb.flags.writeable:          # a view of the message bytes (rgb8)

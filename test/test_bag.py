@@ -352,6 +352,38 @@ def test_unsupported_encoding_stops_with_a_clear_error_and_keeps_a_valid_bag(
     assert [stamp(m[4]) for m in masks] == [(10, 0), (11, 0), (13, 0)]
 
 
+def test_frames_above_the_pixel_limit_are_refused_and_counted(rn_checkpoint, tmp_path, capsys):
+    from lseg_ros.image_codec import encode_compressed
+    from lseg_ros.samples import sample_frame
+    src = tmp_path / 'bomb'
+    with bag.BagWriter(src, 'mcap') as writer:
+        writer.add_topic('/cam/compressed', bag.COMPRESSED_IMAGE)
+        for i in range(3):
+            data = encode_compressed(sample_frame(i, H, W), 'png')
+            if i == 1:                      # IHDR declares 20000 x 20000 (CRC not needed)
+                data = data[:16] + (20000).to_bytes(4, 'big') * 2 + data[24:]
+            writer.write('/cam/compressed', (10 + i) * 10**9,
+                         bag.compressed_message(data, 'png', bag.make_header((10 + i, 0), 'c')))
+    code, _, err = run(seg_args(src, tmp_path / 'out', rn_checkpoint, '--no-overlay',
+                                topics=['/cam/compressed']), capsys)
+    assert code == 1
+    assert '/cam/compressed frame 1' in err and '20000x20000' in err
+    assert '--max-input-pixels' in err and 'the 1 frame(s) segmented before it are kept' in err
+    code, stdout, err = run(seg_args(src, tmp_path / 'skip', rn_checkpoint, '--no-overlay',
+                                     '--skip-bad-frames', topics=['/cam/compressed']), capsys)
+    assert code == 0, err
+    assert '2 frame(s) -> /cam/lseg/*' in stdout
+    assert f'1 frame(s) above --max-input-pixels {4096 * 4096} skipped' in stdout
+    # a raised limit lets a frame through (here: still corrupt, so it is undecodable)
+    code, stdout, _ = run(seg_args(src, tmp_path / 'all', rn_checkpoint, '--no-overlay',
+                                   '--skip-bad-frames', '--max-input-pixels', '0',
+                                   topics=['/cam/compressed']), capsys)
+    assert code == 0 and '1 undecodable frame(s) skipped' in stdout
+    code, _, err = run(seg_args(src, tmp_path / 'x', 'unused.ckpt', '--max-input-pixels', '-1',
+                                topics=['/cam/compressed']), capsys)
+    assert code == 1 and '--max-input-pixels must be 0' in err
+
+
 def test_truncated_mcap_is_segmented_up_to_the_damage(rn_checkpoint, tmp_path, capsys):
     # 320x240 raw frames (230 kB) fill several 1 MB chunks; cut the file inside the last one
     src = tmp_path / 'cut'

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 from lseg_ros.core.backends.base import BACKENDS, PRECISIONS
 from lseg_ros.core.errors import LsegError
 from lseg_ros.core.pipeline import DEFAULT_INPUT_SIZE
+from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=True) -> None:
@@ -30,6 +31,21 @@ def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=Tru
                        help='long side of the network input in pixels; padded to a multiple '
                             f'of 32 (default: {DEFAULT_INPUT_SIZE})')
     parser.add_argument('-v', '--verbose', action='store_true', help='log at DEBUG level')
+
+
+def add_max_pixels_argument(parser) -> None:
+    """Add --max-input-pixels (the decompression-bomb limit of the image decoders)."""
+    parser.add_argument('--max-input-pixels', type=int, default=DEFAULT_MAX_INPUT_PIXELS,
+                        metavar='N',
+                        help='refuse input images that declare more than N pixels (width x '
+                             'height), before decoding them (default '
+                             f'{DEFAULT_MAX_INPUT_PIXELS} = 4096x4096; 0: no limit)')
+
+
+def check_max_pixels(value: int) -> None:
+    """Refuse a negative --max-input-pixels."""
+    if value < 0:
+        raise LsegError(f'--max-input-pixels must be 0 (no limit) or more, got {value}')
 
 
 def run_main(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
