@@ -36,6 +36,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lseg_ros.core.errors import ImageError, LsegError
+from lseg_ros.core.interrupts import deferred
 from lseg_ros.image_codec import (decode_compressed, decode_image, DEFAULT_MAX_INPUT_PIXELS,
                                   image_fields, source_is_bgr as codec_source_is_bgr)
 
@@ -702,7 +703,9 @@ class BagWriter:
     ``add_topic`` registers a topic with its message definition and type hash (from the
     ROS 2 type store) and the QoS profile that ``ros2 bag play`` will offer; ``write``
     serializes a rosbags message.  Use as a context manager: the bag is closed (metadata and
-    index written) also when the block raises, so a partial output stays readable.
+    index written) also when the block raises, so a partial output stays readable.  A
+    SIGINT/SIGTERM (see :mod:`lseg_ros.core.interrupts`) never splits a message or the
+    closing: it takes effect after them.
     """
 
     def __init__(self, path, storage: str = 'sqlite3', overwrite: bool = False,
@@ -766,14 +769,16 @@ class BagWriter:
 
     def write_raw(self, topic: str, timestamp: int, data) -> None:
         """Write serialized (CDR) bytes at bag time ``timestamp`` (ns)."""
-        self._writer.write(self._connections[topic], int(timestamp), data)
-        self.counts[topic] += 1
+        with deferred():
+            self._writer.write(self._connections[topic], int(timestamp), data)
+            self.counts[topic] += 1
 
     def close(self) -> None:
         """Write the index and metadata.yaml and close the storage."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        with deferred():
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
 
     def __enter__(self) -> 'BagWriter':
         return self.open_bag()

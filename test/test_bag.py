@@ -421,6 +421,43 @@ def test_truncated_sqlite_and_garbage_files_give_clear_errors(bags, tmp_path, ca
     assert code == 1 and 'input bag not found' in err
 
 
+@pytest.mark.parametrize('storage', STORAGES)
+def test_sigterm_stops_and_keeps_a_readable_bag(rn_checkpoint, tmp_path, storage):
+    """SIGTERM is handled like Ctrl-C: exit 143, the frames written so far stay readable."""
+    import signal
+    import subprocess
+    import sys
+    frames = 200
+    src = tmp_path / 'long'
+    write_sample_bag(src, frames=frames, height=H, width=W, compressed=False,
+                     camera_info=False, storage=storage)
+    out = tmp_path / 'out'
+    args = [a for a in seg_args(src, out, rn_checkpoint, topics=[IMAGE_TOPIC])
+            if a != '--no-progress']
+    process = subprocess.Popen([sys.executable, '-m', 'lseg_ros.cli.segment_bag'] + args,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in process.stderr:               # the progress line comes after frame 1
+            lines.append(line)
+            if f'/{frames} frames' in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    err = ''.join(lines) + rest
+    assert process.returncode == 143, err
+    assert 'Traceback' not in err
+    kept = int(err.split('interrupted (SIGTERM); ')[1].split(' frame(s) kept')[0])
+    assert 1 <= kept < frames, err
+    messages = read_all(out)                      # plain rosbags reads it: index, metadata
+    assert bag.storage_of(out) == storage
+    for suffix in ('mask', 'confidence', 'overlay'):
+        assert len(by_topic(messages, f'/camera/image_raw/lseg/{suffix}')) == kept
+    assert len(by_topic(messages, '/lseg/labels')) == 1
+
+
 # ---------------------------------------------------------------------- bag library
 def test_reader_lists_topics_and_decodes_frames(bags):
     with bag.BagReader(bags['mcap']) as reader:

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from lseg_ros.core.backends.base import BACKENDS, PRECISIONS
 from lseg_ros.core.errors import LsegError
+from lseg_ros.core.interrupts import exit_code, handle_signals, signal_name
 from lseg_ros.core.pipeline import DEFAULT_INPUT_SIZE
 from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS
 
@@ -53,16 +54,20 @@ def run_main(main: Callable[[argparse.Namespace], int], parser: argparse.Argumen
     """Parse ``argv``, set up logging and run ``main``.
 
     Failures become one ``<prog>: error: …`` line and exit code 1 (argparse errors exit with
-    2, Ctrl-C with 130); ``-v`` also prints the traceback.
+    2); ``-v`` also prints the traceback.  SIGTERM is handled like Ctrl-C (SIGINT): the
+    work stops through the same clean-up paths and the exit code is 143 (130 for SIGINT).
     """
     args = parser.parse_args(argv)
     verbose = getattr(args, 'verbose', False)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format='%(levelname)s %(name)s: %(message)s')
     try:
-        return int(main(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+        with handle_signals():
+            return int(main(args) or 0)
+    except KeyboardInterrupt as error:
+        if not getattr(error, 'reported', False):
+            print(f'{parser.prog}: interrupted ({signal_name(error)})', file=sys.stderr)
+        return exit_code(error)
     except (LsegError, OSError, ValueError) as error:
         if verbose:
             traceback.print_exc()

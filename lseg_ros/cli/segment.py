@@ -17,6 +17,7 @@ import numpy as np
 from lseg_ros.cli.common import (add_max_pixels_argument, add_model_arguments, check_max_pixels,
                                  run_main)
 from lseg_ros.core.errors import ImageError
+from lseg_ros.core.interrupts import staged_path
 from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
 from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS, read_image_file
 
@@ -55,12 +56,19 @@ def read_rgb(path: str, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarra
 
 
 def write_image(path: str, image: np.ndarray) -> None:
-    """Write an image (RGB or single channel); raises :class:`ImageError` on failure."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    """Write an image (RGB or single channel); raises :class:`ImageError` on failure.
+
+    The file is written under a temporary name and renamed when complete, so an
+    interruption never leaves a truncated image.
+    """
     data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    if not cv2.imwrite(path, data):
-        raise ImageError(f'cannot write {path} (unknown extension or not writable)')
+    with staged_path(path) as staged:
+        try:
+            written = cv2.imwrite(staged, data)
+        except cv2.error:
+            written = False
+        if not written:
+            raise ImageError(f'cannot write {path} (unknown extension or not writable)')
 
 
 def main(args: argparse.Namespace) -> int:
@@ -84,11 +92,12 @@ def main(args: argparse.Namespace) -> int:
     write_image(mask_path, result.mask)
     labels = result.label_set.labels
     if args.save_raw:
-        np.savez_compressed(
-            args.save_raw, image_features=result.image_features,
-            text_features=result.label_set.text_features.numpy(), logits=result.logits,
-            mask=result.mask, labels=np.array(labels), image_rgb=rgb,
-            input_size=np.array(result.geometry.padded))
+        with staged_path(args.save_raw) as staged, open(staged, 'wb') as handle:
+            np.savez_compressed(
+                handle, image_features=result.image_features,
+                text_features=result.label_set.text_features.numpy(), logits=result.logits,
+                mask=result.mask, labels=np.array(labels), image_rgb=rgb,
+                input_size=np.array(result.geometry.padded))
     counts = np.bincount(result.mask.ravel(), minlength=len(labels))
     order = np.argsort(-counts, kind='stable')
     print(('words found' if args.wordfree else 'labels') + f' ({pipeline.variant.name}, '

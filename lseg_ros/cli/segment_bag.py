@@ -21,7 +21,9 @@ Several bags (--input repeated, or a folder of bags as --input) are segmented wi
 load into --output/<bag name>; every input and output is checked before the model loads.
 
 Exit status: 0 when every frame was segmented, 1 on an error (the frames segmented before
-it stay in a valid output bag), 2 on bad arguments, 130 when interrupted.
+it stay in a valid output bag), 2 on bad arguments, 130 when interrupted by Ctrl-C (SIGINT)
+and 143 by SIGTERM: both stop after the message being written, close the output bag and
+keep the frames segmented so far in it.
 """
 
 import argparse
@@ -39,6 +41,7 @@ import numpy as np
 from lseg_ros import bag
 from lseg_ros.cli.common import add_max_pixels_argument, add_model_arguments, run_main
 from lseg_ros.core.errors import ImageError, ImageTooLargeError, LsegError
+from lseg_ros.core.interrupts import deferred, signal_name
 from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
 from lseg_ros.image_codec import confidence_to_mono8, DEFAULT_MAX_INPUT_PIXELS, mask_encoding
 
@@ -124,7 +127,7 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, 'isatty') and self.stream.isatty()
         self.start = time.monotonic()
         self.done = 0
-        self._last = 0.0
+        self._last = float('-inf')
 
     def rate(self) -> float:
         """Frames per second so far."""
@@ -382,22 +385,23 @@ class BagSegmenter:
         result = self.pipeline.segment(frame.rgb, self.request)
         header = bag.make_header(frame.stamp, frame.frame_id)
         prefix = self.prefixes[frame.topic]
-        stamp = frame.timestamp
-        writer.write(prefix + '/mask', stamp,
-                     bag.image_message(result.mask, mask_encoding(result.mask), header))
+        messages = [(prefix + '/mask',
+                     bag.image_message(result.mask, mask_encoding(result.mask), header))]
         if result.confidence is not None:
-            writer.write(prefix + '/confidence', stamp,
-                         bag.image_message(confidence_to_mono8(result.confidence), 'mono8',
-                                           header))
+            messages.append((prefix + '/confidence', bag.image_message(
+                confidence_to_mono8(result.confidence), 'mono8', header)))
         if result.overlay is not None:
             encoding = frame.overlay_encoding
             overlay = result.overlay[:, :, ::-1] if encoding == 'bgr8' else result.overlay
-            writer.write(prefix + '/overlay', stamp, bag.image_message(overlay, encoding, header))
+            messages.append((prefix + '/overlay', bag.image_message(overlay, encoding, header)))
         if result.features is not None:
             depth = result.features.shape[2]
-            writer.write(prefix + '/features', stamp,
-                         bag.image_message(result.features, f'32FC{depth}', header))
-        self.counts[frame.topic] += 1
+            messages.append((prefix + '/features',
+                             bag.image_message(result.features, f'32FC{depth}', header)))
+        with deferred():                     # a frame's outputs are written all or none
+            for topic, message in messages:
+                writer.write(topic, frame.timestamp, message)
+            self.counts[frame.topic] += 1
 
 
 def plan_jobs(inputs: Sequence[str], output: str) -> List[Tuple[Path, Path]]:
@@ -464,9 +468,10 @@ def main(args: argparse.Namespace) -> int:
             max_pixels=args.max_input_pixels)
         try:
             counts = segmenter.run()
-        except KeyboardInterrupt:
-            print(f'segment_bag: interrupted; {sum(segmenter.counts.values())} frame(s) kept in '
-                  f'{target}', file=sys.stderr)
+        except KeyboardInterrupt as error:
+            print(f'segment_bag: interrupted ({signal_name(error)}); '
+                  f'{sum(segmenter.counts.values())} frame(s) kept in {target}', file=sys.stderr)
+            error.reported = True
             raise
         except LsegError as error:
             if len(jobs) == 1:
