@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 import shutil
 import struct
+import tempfile
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -667,8 +668,10 @@ def check_output(path, overwrite: bool = False, protect: Sequence = ()) -> bool:
     """Check that a bag can be written at ``path``; return whether an old one must go first.
 
     Raises :class:`BagExistsError` when ``path`` exists and ``overwrite`` is false, and
-    :class:`BagError` when it is or contains one of ``protect`` (e.g. the input bag) or, with
-    ``overwrite``, is not something this tool may delete (only bag directories are).
+    :class:`BagError` when it is, contains or lies inside one of ``protect`` (e.g. the input
+    bag), when its folder cannot be created or written (checked with a temporary file, so
+    before anything slow runs) or, with ``overwrite``, when it is not something this tool may
+    delete (only bag directories are).
     """
     path = Path(path)
     resolved = path.resolve()
@@ -676,6 +679,10 @@ def check_output(path, overwrite: bool = False, protect: Sequence = ()) -> bool:
         other = Path(other).resolve()
         if resolved == other or resolved in other.parents:
             raise BagError(f'output {path} would overwrite the input bag {other}')
+        if other in resolved.parents:
+            raise BagError(f'output {path} is inside the input bag {other}; write it '
+                           'outside the input bag')
+    check_writable(path)
     if not path.exists() and not path.is_symlink():
         return False
     if not overwrite:
@@ -688,6 +695,26 @@ def check_output(path, overwrite: bool = False, protect: Sequence = ()) -> bool:
         raise BagError(f'refusing to replace {path}: it is not a rosbag2 bag directory '
                        '(it holds other files)')
     return True
+
+
+def check_writable(path) -> None:
+    """Check that ``path`` can be created: its nearest existing folder takes a new file.
+
+    Nothing is left behind (the probe file is removed, no folder is created).  Raises
+    :class:`BagError` naming the folder when it is not a folder or cannot be written.
+    """
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(0, 'not a folder')
+        handle, probe = tempfile.mkstemp(prefix='.lseg_ros_write_test_', dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise BagError(f'cannot write {path}: {folder} cannot be written '
+                       f'({error.strerror or error})') from None
 
 
 def prepare_output(path, overwrite: bool = False, protect: Sequence = ()) -> Path:

@@ -3,6 +3,7 @@
 """Bag library, make_sample_bag and segment_bag: bags written here, read back with rosbags."""
 
 import json
+import os
 from pathlib import Path
 import shutil
 
@@ -315,6 +316,50 @@ def test_output_must_not_replace_input_or_other_files(bags, tmp_path, capsys):
     code, _, err = run(seg_args(bags['mcap'], precious, 'unused.ckpt', '--overwrite'), capsys)
     assert code == 1 and 'not a rosbag2 bag directory' in err
     assert (precious / 'notes.txt').read_text() == 'keep me'
+
+
+def test_output_inside_the_input_or_unwritable_is_refused_before_loading(
+        bags, tmp_path, capsys):
+    src = bags['mcap']
+    for extra in ([], ['--overwrite']):
+        code, _, err = run(seg_args(src, src / 'out', 'unused.ckpt', *extra), capsys)
+        assert code == 1 and f'output {src / "out"} is inside the input bag {src}' in err
+        assert not (src / 'out').exists()
+    code, _, err = run(seg_args(src, src.parent, 'unused.ckpt', '--overwrite'), capsys)
+    assert code == 1 and 'would overwrite the input bag' in err
+    # an output folder that cannot be written: reported before the model loads (the
+    # checkpoint does not exist, so a later check would have said so instead)
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a folder')
+    targets = [blocker / 'out']
+    if Path('/sys').is_dir():
+        targets.append(Path('/sys/lseg_ros_test/out'))         # read-only even for root
+    if os.geteuid() != 0:
+        locked = tmp_path / 'locked'
+        locked.mkdir(mode=0o500)
+        targets.append(locked / 'out')
+    for target in targets:
+        code, _, err = run(seg_args(src, target, 'unused.ckpt'), capsys)
+        assert code == 1 and f'cannot write {target}' in err, err
+        assert 'checkpoint' not in err and len(err.strip().splitlines()) == 1
+
+
+def test_integer_image_tensor_is_one_line_naming_it(bags, rn_checkpoint, tmp_path, capsys):
+    import torch
+    from lseg_ros.core.checkpoint import read_state_dict
+    key = 'scratch.layer4_rn.weight'
+    state = {'net.' + k: (v.to(torch.int64) if k == key else v)
+             for k, v in read_state_dict(rn_checkpoint).items()}
+    broken = tmp_path / 'int64.ckpt'
+    torch.save({'state_dict': state}, broken)
+    del state
+    try:
+        code, _, err = run(seg_args(bags['mcap'], tmp_path / 'out', str(broken)), capsys)
+    finally:
+        broken.unlink()
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f'tensor {key} has dtype int64, the official layout has float32' in err
+    assert not (tmp_path / 'out').exists()
 
 
 def write_bag_with_bad_frame(path):
