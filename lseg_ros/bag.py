@@ -31,13 +31,15 @@ import os
 from pathlib import Path
 import shutil
 import struct
+import tempfile
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from lseg_ros.core.errors import ImageError, LsegError
-from lseg_ros.image_codec import (decode_compressed, decode_image, image_fields,
-                                  source_is_bgr as codec_source_is_bgr)
+from lseg_ros.core.interrupts import deferred
+from lseg_ros.image_codec import (decode_compressed, decode_image, DEFAULT_MAX_INPUT_PIXELS,
+                                  image_fields, source_is_bgr as codec_source_is_bgr)
 
 LOG = logging.getLogger(__name__)
 
@@ -397,15 +399,17 @@ class BagReader:
             last = timestamp
             yield BagMessage(topic, msgtype, timestamp, bytes(data))
 
-    def frames(self, topics: Sequence[str]) -> Iterator[BagFrame]:
+    def frames(self, topics: Sequence[str],
+               max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> Iterator[BagFrame]:
         """Yield the image messages of ``topics`` decoded to RGB, in bag-time order.
 
-        Raises :class:`~lseg_ros.core.errors.ImageError` (or its subclass
-        ``UnsupportedEncodingError``) for a frame that cannot be decoded; callers that want
-        to skip bad frames iterate :meth:`messages` and call :func:`decode_frame` instead.
+        Raises :class:`~lseg_ros.core.errors.ImageError` (or its subclasses
+        ``UnsupportedEncodingError``, ``ImageTooLargeError`` above ``max_pixels``) for a
+        frame that cannot be decoded; callers that want to skip bad frames iterate
+        :meth:`messages` and call :func:`decode_frame` instead.
         """
         for message, index in self.indexed(self.messages(topics)):
-            yield decode_frame(message, index)
+            yield decode_frame(message, index, max_pixels)
 
     @staticmethod
     def indexed(messages: Iterable[BagMessage]) -> Iterator[Tuple[BagMessage, int]]:
@@ -455,8 +459,13 @@ def deserialize(message: BagMessage):
         ) from error
 
 
-def decode_frame(message: BagMessage, index: int = 0) -> BagFrame:
-    """Decode an Image or CompressedImage message to a :class:`BagFrame`."""
+def decode_frame(message: BagMessage, index: int = 0,
+                 max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> BagFrame:
+    """Decode an Image or CompressedImage message to a :class:`BagFrame`.
+
+    An image declaring more than ``max_pixels`` pixels (0: no limit) raises
+    :class:`~lseg_ros.core.errors.ImageTooLargeError` before it is decoded.
+    """
     if message.msgtype not in IMAGE_TYPES:
         raise UnsupportedMessageError(
             f'{message.topic} has type {message.msgtype}, not an image type')
@@ -468,10 +477,10 @@ def decode_frame(message: BagMessage, index: int = 0) -> BagFrame:
         if message.msgtype == IMAGE:
             frame.encoding = msg.encoding
             frame.rgb = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                                     bool(msg.is_bigendian))
+                                     bool(msg.is_bigendian), max_pixels=max_pixels)
         else:
             frame.encoding = msg.format
-            frame.rgb = decode_compressed(msg.format, msg.data)
+            frame.rgb = decode_compressed(msg.format, msg.data, max_pixels=max_pixels)
     except ImageError as error:
         raise type(error)(f'{frame.where()}: {error}') from error
     if not frame.rgb.flags.writeable:          # a view of the message bytes (rgb8)
@@ -659,8 +668,10 @@ def check_output(path, overwrite: bool = False, protect: Sequence = ()) -> bool:
     """Check that a bag can be written at ``path``; return whether an old one must go first.
 
     Raises :class:`BagExistsError` when ``path`` exists and ``overwrite`` is false, and
-    :class:`BagError` when it is or contains one of ``protect`` (e.g. the input bag) or, with
-    ``overwrite``, is not something this tool may delete (only bag directories are).
+    :class:`BagError` when it is, contains or lies inside one of ``protect`` (e.g. the input
+    bag), when its folder cannot be created or written (checked with a temporary file, so
+    before anything slow runs) or, with ``overwrite``, when it is not something this tool may
+    delete (only bag directories are).
     """
     path = Path(path)
     resolved = path.resolve()
@@ -668,6 +679,10 @@ def check_output(path, overwrite: bool = False, protect: Sequence = ()) -> bool:
         other = Path(other).resolve()
         if resolved == other or resolved in other.parents:
             raise BagError(f'output {path} would overwrite the input bag {other}')
+        if other in resolved.parents:
+            raise BagError(f'output {path} is inside the input bag {other}; write it '
+                           'outside the input bag')
+    check_writable(path)
     if not path.exists() and not path.is_symlink():
         return False
     if not overwrite:
@@ -680,6 +695,26 @@ def check_output(path, overwrite: bool = False, protect: Sequence = ()) -> bool:
         raise BagError(f'refusing to replace {path}: it is not a rosbag2 bag directory '
                        '(it holds other files)')
     return True
+
+
+def check_writable(path) -> None:
+    """Check that ``path`` can be created: its nearest existing folder takes a new file.
+
+    Nothing is left behind (the probe file is removed, no folder is created).  Raises
+    :class:`BagError` naming the folder when it is not a folder or cannot be written.
+    """
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(0, 'not a folder')
+        handle, probe = tempfile.mkstemp(prefix='.lseg_ros_write_test_', dir=folder)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise BagError(f'cannot write {path}: {folder} cannot be written '
+                       f'({error.strerror or error})') from None
 
 
 def prepare_output(path, overwrite: bool = False, protect: Sequence = ()) -> Path:
@@ -695,7 +730,9 @@ class BagWriter:
     ``add_topic`` registers a topic with its message definition and type hash (from the
     ROS 2 type store) and the QoS profile that ``ros2 bag play`` will offer; ``write``
     serializes a rosbags message.  Use as a context manager: the bag is closed (metadata and
-    index written) also when the block raises, so a partial output stays readable.
+    index written) also when the block raises, so a partial output stays readable.  A
+    SIGINT/SIGTERM (see :mod:`lseg_ros.core.interrupts`) never splits a message or the
+    closing: it takes effect after them.
     """
 
     def __init__(self, path, storage: str = 'sqlite3', overwrite: bool = False,
@@ -759,14 +796,16 @@ class BagWriter:
 
     def write_raw(self, topic: str, timestamp: int, data) -> None:
         """Write serialized (CDR) bytes at bag time ``timestamp`` (ns)."""
-        self._writer.write(self._connections[topic], int(timestamp), data)
-        self.counts[topic] += 1
+        with deferred():
+            self._writer.write(self._connections[topic], int(timestamp), data)
+            self.counts[topic] += 1
 
     def close(self) -> None:
         """Write the index and metadata.yaml and close the storage."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        with deferred():
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
 
     def __enter__(self) -> 'BagWriter':
         return self.open_bag()

@@ -9,15 +9,20 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
 
-from lseg_ros.image_codec import decode_compressed, decode_image, image_fields, source_is_bgr
+from lseg_ros.image_codec import (decode_compressed, decode_image, DEFAULT_MAX_INPUT_PIXELS,
+                                  image_fields, source_is_bgr)
 
 
-def image_to_rgb(msg) -> np.ndarray:
-    """Decode a sensor_msgs Image or CompressedImage to RGB uint8."""
+def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """Decode a sensor_msgs Image or CompressedImage to RGB uint8.
+
+    Images declaring more than ``max_pixels`` pixels (0: no limit) raise
+    :class:`~lseg_ros.core.errors.ImageTooLargeError` before they are decoded.
+    """
     if isinstance(msg, CompressedImage):
-        return decode_compressed(msg.format, msg.data)
+        return decode_compressed(msg.format, msg.data, max_pixels=max_pixels)
     return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                        bool(msg.is_bigendian))
+                        bool(msg.is_bigendian), max_pixels=max_pixels)
 
 
 def is_bgr(msg) -> bool:

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 from lseg_ros import bag
 from lseg_ros.cli.common import run_main
 from lseg_ros.core.errors import LsegError
+from lseg_ros.core.interrupts import staged_path
 from lseg_ros.image_codec import encode_compressed
 from lseg_ros.samples import sample_frame
 
@@ -40,7 +41,11 @@ def write_sample_bag(path, frames: int = 20, rate_hz: float = 10.0, height: int 
                      camera_info: bool = True, storage: str = 'sqlite3',
                      encoding: str = 'rgb8', jpeg_quality: int = 90,
                      overwrite: bool = False) -> Dict[str, int]:
-    """Write the sample bag at ``path``; return the message count per topic."""
+    """Write the sample bag at ``path``; return the message count per topic.
+
+    The bag is written under a temporary name next to ``path`` and takes its name when it is
+    complete: an interrupted or failed run leaves no bag (and an old one untouched).
+    """
     if frames < 1:
         raise LsegError(f'frames must be 1 or more, got {frames}')
     if not 0.0 < rate_hz <= 1000.0:
@@ -52,7 +57,8 @@ def write_sample_bag(path, frames: int = 20, rate_hz: float = 10.0, height: int 
     if not (raw or compressed):
         raise LsegError('nothing to write: enable the raw or the compressed image topic')
     period = int(round(1e9 / rate_hz))
-    with bag.BagWriter(path, storage, overwrite=overwrite) as writer:
+    bag.check_output(path, overwrite)
+    with staged_path(path) as staged, bag.BagWriter(staged, storage) as writer:
         topics: List[str] = []
         if raw:
             writer.add_topic(IMAGE_TOPIC, bag.IMAGE)

@@ -142,6 +142,7 @@ def test_auto_falls_back_with_a_warning(rn_weights, tmp_path, caplog):
                              cuda_graph=False)
     assert backend.name == 'torch'
     assert 'onnxruntime cannot run here' in caplog.text
+    assert backend.describe()['fallback'].startswith('onnxruntime not used: ')
     with pytest.raises(BackendError, match='not found'):
         create_backend('auto', None, 'cpu', onnx=str(tmp_path / 'missing.onnx'))
 
@@ -222,6 +223,59 @@ def test_tensorrt_backend_refuses_cpu_and_missing_files(tmp_path):
         TensorRTBackend(str(tmp_path / 'none.engine'), 'cpu', trt=trt)
     with pytest.raises(BackendError, match='needs a CUDA device'):
         TensorRTBackend(engine, 'cpu', trt=trt)
+
+
+@pytest.mark.parametrize('case', ['missing', 'random bytes', 'forged sidecar', 'copied sidecar'])
+def test_auto_says_once_why_an_engine_is_not_used(rn_weights, tmp_path, caplog, case):
+    import json
+    from lseg_ros.core.engine import sidecar_path
+    if case == 'missing':
+        engine, reason = str(tmp_path / 'missing.engine'), 'the file does not exist'
+    else:
+        _, _, built = fake_engine_file(tmp_path)
+        engine = str(tmp_path / 'm.engine')
+        with open(engine, 'wb') as handle:
+            handle.write(os.urandom(1024))
+        reason = 'does not match its metadata'
+        if case == 'random bytes':
+            reason = 'has no metadata file'
+        elif case == 'forged sidecar':         # right structure, hash of other bytes
+            meta = json.loads(open(sidecar_path(built)).read())
+            meta['engine_bytes'] = 1024
+            with open(sidecar_path(engine), 'w') as handle:
+                json.dump(meta, handle)
+        else:
+            os.rename(sidecar_path(built), sidecar_path(engine))
+    caplog.set_level(logging.INFO)
+    backend = create_backend('auto', rn_weights, 'cpu', engine=engine, cuda_graph=False)
+    assert backend.name == 'torch'
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert f'engine {engine} not used: ' in warnings[0] and reason in warnings[0]
+    assert 'the device is cpu' in warnings[0] and warnings[0].endswith('using torch')
+    fallback = backend.describe()['fallback']
+    assert fallback == backend.fallback_reason and fallback.startswith(f'engine {engine} not')
+    assert reason in fallback
+    assert create_backend('torch', rn_weights, 'cpu', cuda_graph=False).fallback_reason is None
+    with pytest.raises(BackendError):                  # asked for explicitly: still an error
+        create_backend('tensorrt', rn_weights, 'cpu', engine=engine)
+
+
+def test_auto_reports_engines_tensorrt_refuses_or_cannot_load(rn_weights, tmp_path, caplog,
+                                                              monkeypatch):
+    from lseg_ros.core.backends import base, tensorrt_backend
+    _, _, engine = fake_engine_file(tmp_path)
+    monkeypatch.setattr(tensorrt_backend, 'tensorrt_available', lambda: False)
+    assert base.engine_problem(engine, torch.device('cuda', 0)) == (
+        'no TensorRT Python module (tensorrt or tensorrt_rtx) is installed')
+    # TensorRT tried and failing (here: on the CPU): its error is the reason
+    monkeypatch.setattr(base, 'auto_candidates', lambda *args: ['tensorrt', 'torch'])
+    caplog.set_level(logging.WARNING)
+    backend = create_backend('auto', rn_weights, 'cpu', engine=engine, cuda_graph=False)
+    assert backend.name == 'torch' and len(caplog.records) == 1
+    assert backend.fallback_reason == (f'engine {engine} not used: TensorRT needs a CUDA '
+                                       'device, not cpu')
+    assert backend.fallback_reason in caplog.text
 
 
 # ------------------------------------------------------------------- GPU (skipped in CI)

@@ -3,6 +3,7 @@
 """Bag library, make_sample_bag and segment_bag: bags written here, read back with rosbags."""
 
 import json
+import os
 from pathlib import Path
 import shutil
 
@@ -317,6 +318,50 @@ def test_output_must_not_replace_input_or_other_files(bags, tmp_path, capsys):
     assert (precious / 'notes.txt').read_text() == 'keep me'
 
 
+def test_output_inside_the_input_or_unwritable_is_refused_before_loading(
+        bags, tmp_path, capsys):
+    src = bags['mcap']
+    for extra in ([], ['--overwrite']):
+        code, _, err = run(seg_args(src, src / 'out', 'unused.ckpt', *extra), capsys)
+        assert code == 1 and f'output {src / "out"} is inside the input bag {src}' in err
+        assert not (src / 'out').exists()
+    code, _, err = run(seg_args(src, src.parent, 'unused.ckpt', '--overwrite'), capsys)
+    assert code == 1 and 'would overwrite the input bag' in err
+    # an output folder that cannot be written: reported before the model loads (the
+    # checkpoint does not exist, so a later check would have said so instead)
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a folder')
+    targets = [blocker / 'out']
+    if Path('/sys').is_dir():
+        targets.append(Path('/sys/lseg_ros_test/out'))         # read-only even for root
+    if os.geteuid() != 0:
+        locked = tmp_path / 'locked'
+        locked.mkdir(mode=0o500)
+        targets.append(locked / 'out')
+    for target in targets:
+        code, _, err = run(seg_args(src, target, 'unused.ckpt'), capsys)
+        assert code == 1 and f'cannot write {target}' in err, err
+        assert 'checkpoint' not in err and len(err.strip().splitlines()) == 1
+
+
+def test_integer_image_tensor_is_one_line_naming_it(bags, rn_checkpoint, tmp_path, capsys):
+    import torch
+    from lseg_ros.core.checkpoint import read_state_dict
+    key = 'scratch.layer4_rn.weight'
+    state = {'net.' + k: (v.to(torch.int64) if k == key else v)
+             for k, v in read_state_dict(rn_checkpoint).items()}
+    broken = tmp_path / 'int64.ckpt'
+    torch.save({'state_dict': state}, broken)
+    del state
+    try:
+        code, _, err = run(seg_args(bags['mcap'], tmp_path / 'out', str(broken)), capsys)
+    finally:
+        broken.unlink()
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f'tensor {key} has dtype int64, the official layout has float32' in err
+    assert not (tmp_path / 'out').exists()
+
+
 def write_bag_with_bad_frame(path):
     """Two good rgb8 frames, one 32FC1 frame, one good frame (sqlite3)."""
     from lseg_ros.samples import sample_frame
@@ -350,6 +395,38 @@ def test_unsupported_encoding_stops_with_a_clear_error_and_keeps_a_valid_bag(
     assert code == 0 and '1 undecodable frame(s) skipped' in stdout
     masks = by_topic(read_all(tmp_path / 'skip'), '/cam/image/lseg/mask')
     assert [stamp(m[4]) for m in masks] == [(10, 0), (11, 0), (13, 0)]
+
+
+def test_frames_above_the_pixel_limit_are_refused_and_counted(rn_checkpoint, tmp_path, capsys):
+    from lseg_ros.image_codec import encode_compressed
+    from lseg_ros.samples import sample_frame
+    src = tmp_path / 'bomb'
+    with bag.BagWriter(src, 'mcap') as writer:
+        writer.add_topic('/cam/compressed', bag.COMPRESSED_IMAGE)
+        for i in range(3):
+            data = encode_compressed(sample_frame(i, H, W), 'png')
+            if i == 1:                      # IHDR declares 20000 x 20000 (CRC not needed)
+                data = data[:16] + (20000).to_bytes(4, 'big') * 2 + data[24:]
+            writer.write('/cam/compressed', (10 + i) * 10**9,
+                         bag.compressed_message(data, 'png', bag.make_header((10 + i, 0), 'c')))
+    code, _, err = run(seg_args(src, tmp_path / 'out', rn_checkpoint, '--no-overlay',
+                                topics=['/cam/compressed']), capsys)
+    assert code == 1
+    assert '/cam/compressed frame 1' in err and '20000x20000' in err
+    assert '--max-input-pixels' in err and 'the 1 frame(s) segmented before it are kept' in err
+    code, stdout, err = run(seg_args(src, tmp_path / 'skip', rn_checkpoint, '--no-overlay',
+                                     '--skip-bad-frames', topics=['/cam/compressed']), capsys)
+    assert code == 0, err
+    assert '2 frame(s) -> /cam/lseg/*' in stdout
+    assert f'1 frame(s) above --max-input-pixels {4096 * 4096} skipped' in stdout
+    # a raised limit lets a frame through (here: still corrupt, so it is undecodable)
+    code, stdout, _ = run(seg_args(src, tmp_path / 'all', rn_checkpoint, '--no-overlay',
+                                   '--skip-bad-frames', '--max-input-pixels', '0',
+                                   topics=['/cam/compressed']), capsys)
+    assert code == 0 and '1 undecodable frame(s) skipped' in stdout
+    code, _, err = run(seg_args(src, tmp_path / 'x', 'unused.ckpt', '--max-input-pixels', '-1',
+                                topics=['/cam/compressed']), capsys)
+    assert code == 1 and '--max-input-pixels must be 0' in err
 
 
 def test_truncated_mcap_is_segmented_up_to_the_damage(rn_checkpoint, tmp_path, capsys):
@@ -387,6 +464,43 @@ def test_truncated_sqlite_and_garbage_files_give_clear_errors(bags, tmp_path, ca
     assert code == 1 and 'not an MCAP file' in err
     code, _, err = run(seg_args(tmp_path / 'nothing', tmp_path / 'o3', 'unused.ckpt'), capsys)
     assert code == 1 and 'input bag not found' in err
+
+
+@pytest.mark.parametrize('storage', STORAGES)
+def test_sigterm_stops_and_keeps_a_readable_bag(rn_checkpoint, tmp_path, storage):
+    """SIGTERM is handled like Ctrl-C: exit 143, the frames written so far stay readable."""
+    import signal
+    import subprocess
+    import sys
+    frames = 200
+    src = tmp_path / 'long'
+    write_sample_bag(src, frames=frames, height=H, width=W, compressed=False,
+                     camera_info=False, storage=storage)
+    out = tmp_path / 'out'
+    args = [a for a in seg_args(src, out, rn_checkpoint, topics=[IMAGE_TOPIC])
+            if a != '--no-progress']
+    process = subprocess.Popen([sys.executable, '-m', 'lseg_ros.cli.segment_bag'] + args,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in process.stderr:               # the progress line comes after frame 1
+            lines.append(line)
+            if f'/{frames} frames' in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    err = ''.join(lines) + rest
+    assert process.returncode == 143, err
+    assert 'Traceback' not in err
+    kept = int(err.split('interrupted (SIGTERM); ')[1].split(' frame(s) kept')[0])
+    assert 1 <= kept < frames, err
+    messages = read_all(out)                      # plain rosbags reads it: index, metadata
+    assert bag.storage_of(out) == storage
+    for suffix in ('mask', 'confidence', 'overlay'):
+        assert len(by_topic(messages, f'/camera/image_raw/lseg/{suffix}')) == kept
+    assert len(by_topic(messages, '/lseg/labels')) == 1
 
 
 # ---------------------------------------------------------------------- bag library

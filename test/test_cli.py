@@ -52,3 +52,15 @@ def test_installed_console_script_runs(rn_checkpoint, image, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert 'wrote' in out.stdout
+
+
+def test_image_above_the_pixel_limit_is_refused_before_decoding(rn_checkpoint, image, tmp_path,
+                                                                capsys):
+    base = ['--checkpoint', rn_checkpoint, '--labels', 'a', '--device', 'cpu', '--size', '64',
+            '--output', str(tmp_path / 'o.png')]
+    assert entry(base + ['--image', image, '--max-input-pixels', str(97 * 131 - 1)]) == 1
+    err = capsys.readouterr().err
+    assert 'declares 131x97 = 12,707 pixels, more than the limit of 12,706' in err
+    assert '--max-input-pixels' in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / 'o.png').exists()
+    assert entry(base + ['--image', image, '--max-input-pixels', str(97 * 131)]) == 0

@@ -113,6 +113,22 @@ def test_beyond_tolerance_fails_loudly(rn_weights, tmp_path):
     with pytest.raises(ExportError, match='differs from PyTorch beyond tolerance'):
         export_image_encoder(rn_weights, tmp_path / 'strict.onnx', dynamic=False,
                              size=(64, 64), tolerance={'max_rel_l2': 0.0, 'min_cosine': 1.5})
+    assert list(tmp_path.iterdir()) == []           # no file that looks like a good export
+
+
+def test_interrupted_export_leaves_no_file(rn_weights, tmp_path, monkeypatch):
+    from lseg_ros.core import export
+    from lseg_ros.core.interrupts import Terminated
+
+    def interrupted(path, *args, **kwargs):
+        assert os.path.getsize(path) > 0 and not (tmp_path / 'rn.onnx').exists()
+        raise Terminated()
+
+    monkeypatch.setattr(export, 'check_image_encoder', interrupted)
+    with pytest.raises(Terminated):
+        export_image_encoder(rn_weights, tmp_path / 'rn.onnx', dynamic=False, size=(64, 64),
+                             external_data=True)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_compare_arrays_is_float64_per_pixel():

@@ -1,13 +1,22 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Image payload decoding: every encoding gives the right colours; bad payloads are refused."""
+"""Image payload decoding: every encoding gives the right colours; bad payloads are refused.
+
+Decompression bombs (images declaring more pixels than the limit) are refused from their
+headers, before anything of their size is allocated.
+"""
+
+import struct
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
 
-from lseg_ros.core.errors import ImageError, UnsupportedEncodingError
-from lseg_ros.image_codec import (decode_compressed, decode_image, encode_compressed,
-                                  source_is_bgr)
+from lseg_ros.core.errors import ImageError, ImageTooLargeError, UnsupportedEncodingError
+from lseg_ros.image_codec import (declared_size, decode_compressed, decode_image,
+                                  DEFAULT_MAX_INPUT_PIXELS, encode_compressed, source_is_bgr)
 from lseg_ros.launch_args import launch_overrides
 
 H, W = 6, 8
@@ -117,3 +126,109 @@ def test_launch_overrides_keep_file_values_unless_given():
     assert launch_overrides({'use_sim_time': 'false'}) == {'use_sim_time': False}
     with pytest.raises(ValueError):
         launch_overrides({'use_sim_time': 'maybe'})
+
+
+# ------------------------------------------------------------------ decompression bombs
+def jpeg_declaring(width, height):
+    """Return a small real JPEG (~600 bytes) whose frame header (SOF0) declares width x height."""
+    import cv2
+    data = bytearray(cv2.imencode('.jpg', np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    sof = data.index(b'\xff\xc0')
+    data[sof + 5:sof + 9] = struct.pack('>HH', height, width)
+    return bytes(data)
+
+
+def png_declaring(width, height):
+    """Return a small real PNG whose IHDR declares width x height (with a valid CRC)."""
+    data = bytearray(encode_compressed(np.zeros((16, 16, 3), np.uint8), 'png'))
+    data[16:24] = struct.pack('>II', width, height)
+    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+BOMB_CHECK = '''
+import resource, sys
+import numpy as np
+from lseg_ros.core.errors import ImageTooLargeError
+from lseg_ros.image_codec import decode_compressed, decode_image
+kind, path = sys.argv[1], sys.argv[2]
+data = open(path, 'rb').read()
+# the address space may grow by 256 MiB at most from here: any image-sized allocation fails
+with open('/proc/self/status') as status:
+    vm = [int(line.split()[1]) * 1024 for line in status if line.startswith('VmSize')][0]
+resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))
+try:
+    if kind == 'raw':
+        decode_image('rgb8', 30000, 30000, 90000, data)
+    else:
+        decode_compressed(kind, data)
+except ImageTooLargeError as error:
+    print('refused:', error)
+except BaseException as error:
+    print('other:', type(error).__name__, error)
+else:
+    print('decoded')
+print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+'''
+
+
+@pytest.mark.parametrize('kind, size', [('jpeg', 30000), ('png', 12000), ('raw', 30000)])
+def test_decompression_bombs_are_refused_before_allocation(kind, size, tmp_path):
+    data = {'jpeg': lambda: jpeg_declaring(size, size), 'png': lambda: png_declaring(size, size),
+            'raw': lambda: bytes(1000)}[kind]()
+    assert kind == 'raw' or len(data) < 1000
+    path = tmp_path / 'bomb'
+    path.write_bytes(data)
+    out = subprocess.run([sys.executable, '-c', BOMB_CHECK, kind, str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith('refused:'), out.stdout + out.stderr
+    assert f'{size}x{size}' in out.stdout and f'{DEFAULT_MAX_INPUT_PIXELS:,}' in out.stdout
+    assert 'max_input_pixels' in out.stdout and '--max-input-pixels' in out.stdout
+
+
+def test_declared_sizes_and_limits():
+    import cv2
+    image = np.zeros((37, 53, 3), np.uint8)
+    for ext, name in (('.jpg', 'JPEG'), ('.png', 'PNG'), ('.bmp', 'BMP'), ('.webp', 'WebP'),
+                      ('.tiff', 'TIFF')):
+        data = cv2.imencode(ext, image)[1]
+        assert declared_size(data) == (name, 53, 37), ext
+        assert decode_compressed('x', data, max_pixels=53 * 37).shape == (37, 53, 3)
+        with pytest.raises(ImageTooLargeError, match='53x37 = 1,961 pixels'):
+            decode_compressed('x', data, max_pixels=53 * 37 - 1)
+    assert declared_size(jpeg_declaring(30000, 20000)) == ('JPEG', 30000, 20000)
+    assert declared_size(png_declaring(12000, 11000)) == ('PNG', 12000, 11000)
+    # a normal JPEG/PNG still decodes; 0 is no limit
+    assert decode_compressed('jpeg', encode_compressed(two_colour_rgb())).shape == (H, W, 3)
+    assert decode_compressed('png', encode_compressed(two_colour_rgb(), 'png'),
+                             max_pixels=0).shape == (H, W, 3)
+    # a format whose size cannot be read is refused while a limit is set, decoded without one
+    ppm = cv2.imencode('.ppm', image)[1]
+    assert declared_size(ppm) is None
+    with pytest.raises(ImageError, match='cannot be checked before decoding'):
+        decode_compressed('ppm', ppm)
+    assert decode_compressed('ppm', ppm, max_pixels=0).shape == (37, 53, 3)
+    # raw images: checked before anything else (here the data is far too short)
+    with pytest.raises(ImageTooLargeError, match='30000x30000'):
+        decode_image('rgb8', 30000, 30000, 90000, bytes(10))
+    assert decode_image('rgb8', H, W, W * 3, bytes(H * W * 3), max_pixels=H * W).shape == \
+        (H, W, 3)
+    with pytest.raises(ImageTooLargeError):
+        decode_image('rgb8', H, W, W * 3, bytes(H * W * 3), max_pixels=H * W - 1)
+    # truncated or garbage headers are refused as corrupt
+    for data in (b'\x89PNG\r\n\x1a\n\x00', b'\xff\xd8\xff\xe0\x00\x10JFIF', b'BM\x00',
+                 b'RIFF\x00\x00\x00\x00WEBPVP8 ', b'II*\x00\xff\xff\x00\x00'):
+        with pytest.raises(ImageError, match='corrupt'):
+            decode_compressed('x', data)
+
+
+def test_image_files_are_checked_before_decoding(tmp_path):
+    from lseg_ros.image_codec import read_image_file
+    path = tmp_path / 'bomb.jpg'
+    path.write_bytes(jpeg_declaring(30000, 30000))
+    with pytest.raises(ImageTooLargeError, match=f'image {path} \\(JPEG\\) declares 30000x30000'):
+        read_image_file(str(path))
+    good = tmp_path / 'good.png'
+    good.write_bytes(encode_compressed(two_colour_rgb(), 'png'))
+    assert (read_image_file(str(good)) == two_colour_rgb()).all()

@@ -58,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
     from lseg_ros.core.checkpoint import load_weights
     from lseg_ros.core.export import (ExportError, export_image_encoder, export_text_encoder,
                                       parse_size)
+    from lseg_ros.core.interrupts import write_text
 
     if args.text and (args.fp16 or args.fixed or args.trace_size or args.check_size):
         raise ExportError('--text takes no --fp16/--fixed/--trace-size/--check-size')
@@ -78,9 +79,7 @@ def main(args: argparse.Namespace) -> int:
             check=not args.no_check)
     report = result.as_dict()
     if args.report:
-        with open(args.report, 'w') as handle:
-            json.dump(report, handle, indent=2)
-            handle.write('\n')
+        write_text(args.report, json.dumps(report, indent=2) + '\n')
     shape = 'x'.join(str(d) for d in result.input_shape)
     external = ', external data' if result.external_data else ''
     print(f'wrote {result.path} ({result.size_bytes / 1e6:.1f} MB{external}): '

@@ -54,6 +54,7 @@ def main(args: argparse.Namespace) -> int:
     from lseg_ros.core.backends import resolve_device
     from lseg_ros.core.checkpoint import load_weights
     from lseg_ros.core.errors import LsegError
+    from lseg_ros.core.interrupts import write_text
     from lseg_ros.core.latency import build_specs, format_table, measure, parse_sizes, plot, \
         write_json
 
@@ -68,8 +69,7 @@ def main(args: argparse.Namespace) -> int:
     write_json(report, args.output)
     table = format_table(report)
     if args.table:
-        with open(args.table, 'w') as handle:
-            handle.write(table + '\n')
+        write_text(args.table, table + '\n')
     if args.plot:
         plot([report], args.plot)
     print(table)

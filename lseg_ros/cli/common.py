@@ -9,7 +9,9 @@ import traceback
 from typing import Callable, Sequence
 
 from lseg_ros.core.errors import LsegError
+from lseg_ros.core.interrupts import exit_code, handle_signals, signal_name
 from lseg_ros.core.options import BACKENDS, DEFAULT_INPUT_SIZE, PRECISIONS
+from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=True) -> None:
@@ -31,21 +33,40 @@ def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=Tru
     parser.add_argument('-v', '--verbose', action='store_true', help='log at DEBUG level')
 
 
+def add_max_pixels_argument(parser) -> None:
+    """Add --max-input-pixels (the decompression-bomb limit of the image decoders)."""
+    parser.add_argument('--max-input-pixels', type=int, default=DEFAULT_MAX_INPUT_PIXELS,
+                        metavar='N',
+                        help='refuse input images that declare more than N pixels (width x '
+                             'height), before decoding them (default '
+                             f'{DEFAULT_MAX_INPUT_PIXELS} = 4096x4096; 0: no limit)')
+
+
+def check_max_pixels(value: int) -> None:
+    """Refuse a negative --max-input-pixels."""
+    if value < 0:
+        raise LsegError(f'--max-input-pixels must be 0 (no limit) or more, got {value}')
+
+
 def run_main(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
              argv: Sequence[str] = None) -> int:
     """Parse ``argv``, set up logging and run ``main``.
 
     Failures become one ``<prog>: error: …`` line and exit code 1 (argparse errors exit with
-    2, Ctrl-C with 130); ``-v`` also prints the traceback.
+    2); ``-v`` also prints the traceback.  SIGTERM is handled like Ctrl-C (SIGINT): the
+    work stops through the same clean-up paths and the exit code is 143 (130 for SIGINT).
     """
     args = parser.parse_args(argv)
     verbose = getattr(args, 'verbose', False)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format='%(levelname)s %(name)s: %(message)s')
     try:
-        return int(main(args) or 0)
-    except KeyboardInterrupt:
-        return 130
+        with handle_signals():
+            return int(main(args) or 0)
+    except KeyboardInterrupt as error:
+        if not getattr(error, 'reported', False):
+            print(f'{parser.prog}: interrupted ({signal_name(error)})', file=sys.stderr)
+        return exit_code(error)
     except (LsegError, OSError, ValueError) as error:
         if verbose:
             traceback.print_exc()

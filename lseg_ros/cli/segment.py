@@ -14,9 +14,11 @@ import sys
 import cv2
 import numpy as np
 
-from lseg_ros.cli.common import add_model_arguments, run_main
+from lseg_ros.cli.common import (add_max_pixels_argument, add_model_arguments, check_max_pixels,
+                                 run_main)
 from lseg_ros.core.errors import ImageError
-from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
+from lseg_ros.core.interrupts import staged_path
+from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS, read_image_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,33 +39,44 @@ def build_parser() -> argparse.ArgumentParser:
                         help='save image_features, text_features, logits, mask, labels')
     parser.add_argument('--max-words', type=int, default=32,
                         help='with --wordfree: keep the most frequent N words (default 32)')
+    add_max_pixels_argument(parser)
     return parser
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """Read an image file as RGB uint8 (8-bit conversion for 16-bit files)."""
+def read_rgb(path: str, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
+    """Read an image file as RGB uint8 (8-bit conversion for 16-bit files).
+
+    The size in the file's header is checked against ``max_pixels`` (0: no limit) before
+    the image is decoded (:func:`lseg_ros.image_codec.read_image_file`).
+    """
     if not os.path.isfile(path):
         raise ImageError(f'image not found: {path}')
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f'cannot decode image {path} (not an image or unsupported format)')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_image_file(path, max_pixels)
 
 
 def write_image(path: str, image: np.ndarray) -> None:
-    """Write an image (RGB or single channel); raises :class:`ImageError` on failure."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    """Write an image (RGB or single channel); raises :class:`ImageError` on failure.
+
+    The file is written under a temporary name and renamed when complete, so an
+    interruption never leaves a truncated image.
+    """
     data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    if not cv2.imwrite(path, data):
-        raise ImageError(f'cannot write {path} (unknown extension or not writable)')
+    with staged_path(path) as staged:
+        try:
+            written = cv2.imwrite(staged, data)
+        except cv2.error:
+            written = False
+        if not written:
+            raise ImageError(f'cannot write {path} (unknown extension or not writable)')
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the tool."""
+    from lseg_ros.core.pipeline import LsegPipeline, OutputRequest    # torch: not for --help
     if not 0.0 <= args.alpha <= 1.0:
         raise ImageError(f'--alpha must be within 0..1, got {args.alpha}')
-    rgb = read_rgb(args.image)
+    check_max_pixels(args.max_input_pixels)
+    rgb = read_rgb(args.image, args.max_input_pixels)
     pipeline = LsegPipeline.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device, precision=args.precision,
         input_size=args.size, engine=args.engine, onnx=args.onnx,
@@ -79,11 +92,12 @@ def main(args: argparse.Namespace) -> int:
     write_image(mask_path, result.mask)
     labels = result.label_set.labels
     if args.save_raw:
-        np.savez_compressed(
-            args.save_raw, image_features=result.image_features,
-            text_features=result.label_set.text_features.numpy(), logits=result.logits,
-            mask=result.mask, labels=np.array(labels), image_rgb=rgb,
-            input_size=np.array(result.geometry.padded))
+        with staged_path(args.save_raw) as staged, open(staged, 'wb') as handle:
+            np.savez_compressed(
+                handle, image_features=result.image_features,
+                text_features=result.label_set.text_features.numpy(), logits=result.logits,
+                mask=result.mask, labels=np.array(labels), image_rgb=rgb,
+                input_size=np.array(result.geometry.padded))
     counts = np.bincount(result.mask.ravel(), minlength=len(labels))
     order = np.argsort(-counts, kind='stable')
     print(('words found' if args.wordfree else 'labels') + f' ({pipeline.variant.name}, '

@@ -21,7 +21,9 @@ Several bags (--input repeated, or a folder of bags as --input) are segmented wi
 load into --output/<bag name>; every input and output is checked before the model loads.
 
 Exit status: 0 when every frame was segmented, 1 on an error (the frames segmented before
-it stay in a valid output bag), 2 on bad arguments, 130 when interrupted.
+it stay in a valid output bag), 2 on bad arguments, 130 when interrupted by Ctrl-C (SIGINT)
+and 143 by SIGTERM: both stop after the message being written, close the output bag and
+keep the frames segmented so far in it.
 """
 
 import argparse
@@ -37,10 +39,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from lseg_ros import bag
-from lseg_ros.cli.common import add_model_arguments, run_main
-from lseg_ros.core.errors import ImageError, LsegError
-from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
-from lseg_ros.image_codec import confidence_to_mono8, mask_encoding
+from lseg_ros.cli.common import add_max_pixels_argument, add_model_arguments, run_main
+from lseg_ros.core.errors import ImageError, ImageTooLargeError, LsegError
+from lseg_ros.core.interrupts import deferred, signal_name
+from lseg_ros.image_codec import confidence_to_mono8, DEFAULT_MAX_INPUT_PIXELS, mask_encoding
 
 LOG = logging.getLogger('segment_bag')
 
@@ -86,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='copy this input topic unchanged (e.g. camera_info, tf; repeatable)')
     run = parser.add_argument_group('run')
     run.add_argument('--skip-bad-frames', action='store_true',
-                     help='skip frames that cannot be decoded (warn and count) instead of '
-                          'stopping with an error')
+                     help='skip frames that cannot be decoded or are too large (warn and '
+                          'count) instead of stopping with an error')
+    add_max_pixels_argument(run)
     run.add_argument('--max-frames', type=int, default=0,
                      help='segment at most N frames per topic (0: all)')
     run.add_argument('--no-progress', action='store_true', help='no progress line on stderr')
@@ -123,7 +126,7 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, 'isatty') and self.stream.isatty()
         self.start = time.monotonic()
         self.done = 0
-        self._last = 0.0
+        self._last = float('-inf')
 
     def rate(self) -> float:
         """Frames per second so far."""
@@ -232,7 +235,8 @@ def check_inputs(reader: bag.BagReader, image_topics: Sequence[str],
 
 
 def check_options(image_topics: Sequence[str], alpha: float = 0.5,
-                  feature_stride: Optional[int] = None, max_frames: int = 0) -> None:
+                  feature_stride: Optional[int] = None, max_frames: int = 0,
+                  max_pixels: int = 0) -> None:
     """Refuse bad option values with a reason (before anything is loaded)."""
     if not image_topics:
         raise LsegError('no image topic given')
@@ -244,10 +248,12 @@ def check_options(image_topics: Sequence[str], alpha: float = 0.5,
         raise LsegError(f'--feature-stride must be within 1..64, got {feature_stride}')
     if max_frames < 0:
         raise LsegError(f'--max-frames must be 0 or more, got {max_frames}')
+    if max_pixels < 0:
+        raise LsegError(f'--max-input-pixels must be 0 (no limit) or more, got {max_pixels}')
 
 
 def _decoded(reader: bag.BagReader, image_topics: Sequence[str], copy_topics: Sequence[str],
-             max_frames: int):
+             max_frames: int, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
     """Yield ``(message, frame or ImageError or None)`` in bag order (runs in the prefetch)."""
     images = set(image_topics)
     wanted = list(image_topics) + [t for t in copy_topics if t not in images]
@@ -256,7 +262,7 @@ def _decoded(reader: bag.BagReader, image_topics: Sequence[str], copy_topics: Se
             yield message, None
         elif not max_frames or index < max_frames:
             try:
-                yield message, bag.decode_frame(message, index)
+                yield message, bag.decode_frame(message, index, max_pixels)
             except ImageError as error:
                 yield message, error
 
@@ -268,28 +274,31 @@ class BagSegmenter:
     always closed properly, so on an error what was written before stays readable.
     """
 
-    def __init__(self, pipeline: LsegPipeline, input_path, output_path,
+    def __init__(self, pipeline, input_path, output_path,
                  image_topics: Sequence[str], storage: Optional[str] = None,
                  overwrite: bool = False, confidence: bool = True, overlay: bool = True,
                  alpha: float = 0.5, feature_stride: int = 0, copy_topics: Sequence[str] = (),
                  skip_bad_frames: bool = False, max_frames: int = 0, progress: bool = True,
-                 protect: Sequence = ()):
-        check_options(image_topics, alpha, feature_stride or None, max_frames)
+                 protect: Sequence = (), max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+        check_options(image_topics, alpha, feature_stride or None, max_frames, max_pixels)
         self.pipeline = pipeline
         self.input_path = input_path
         self.output_path = output_path
         self.image_topics = list(image_topics)
         self.storage = storage
         self.overwrite = overwrite
+        from lseg_ros.core.pipeline import OutputRequest
         self.request = OutputRequest(confidence=confidence, overlay=overlay,
                                      overlay_alpha=alpha, features_stride=feature_stride)
         self.copy_topics = list(copy_topics)
         self.skip_bad_frames = skip_bad_frames
         self.max_frames = max(0, int(max_frames))
+        self.max_pixels = int(max_pixels)
         self.progress_enabled = progress
         self.prefixes = output_prefixes(self.image_topics)
         self.counts: Dict[str, int] = dict.fromkeys(self.image_topics, 0)
         self.skipped: Dict[str, int] = dict.fromkeys(self.image_topics, 0)
+        self.too_large: Dict[str, int] = dict.fromkeys(self.image_topics, 0)   # of skipped
         self.seconds = 0.0
         self.protect = [input_path] + list(protect)      # paths the output must not replace
 
@@ -314,7 +323,7 @@ class BagSegmenter:
                 opened = True
                 self._register(writer, reader)
                 prefetch = _Prefetch(_decoded(reader, self.image_topics, self.copy_topics,
-                                              self.max_frames))
+                                              self.max_frames, self.max_pixels))
                 labels_written = False
                 for message, frame in prefetch:
                     if not labels_written:
@@ -326,6 +335,8 @@ class BagSegmenter:
                         if not self.skip_bad_frames:
                             raise frame
                         self.skipped[message.topic] += 1
+                        if isinstance(frame, ImageTooLargeError):
+                            self.too_large[message.topic] += 1
                         LOG.warning('skipped %s', frame)
                     elif frame is not None:
                         self._segment(writer, frame)
@@ -374,22 +385,23 @@ class BagSegmenter:
         result = self.pipeline.segment(frame.rgb, self.request)
         header = bag.make_header(frame.stamp, frame.frame_id)
         prefix = self.prefixes[frame.topic]
-        stamp = frame.timestamp
-        writer.write(prefix + '/mask', stamp,
-                     bag.image_message(result.mask, mask_encoding(result.mask), header))
+        messages = [(prefix + '/mask',
+                     bag.image_message(result.mask, mask_encoding(result.mask), header))]
         if result.confidence is not None:
-            writer.write(prefix + '/confidence', stamp,
-                         bag.image_message(confidence_to_mono8(result.confidence), 'mono8',
-                                           header))
+            messages.append((prefix + '/confidence', bag.image_message(
+                confidence_to_mono8(result.confidence), 'mono8', header)))
         if result.overlay is not None:
             encoding = frame.overlay_encoding
             overlay = result.overlay[:, :, ::-1] if encoding == 'bgr8' else result.overlay
-            writer.write(prefix + '/overlay', stamp, bag.image_message(overlay, encoding, header))
+            messages.append((prefix + '/overlay', bag.image_message(overlay, encoding, header)))
         if result.features is not None:
             depth = result.features.shape[2]
-            writer.write(prefix + '/features', stamp,
-                         bag.image_message(result.features, f'32FC{depth}', header))
-        self.counts[frame.topic] += 1
+            messages.append((prefix + '/features',
+                             bag.image_message(result.features, f'32FC{depth}', header)))
+        with deferred():                     # a frame's outputs are written all or none
+            for topic, message in messages:
+                writer.write(topic, frame.timestamp, message)
+            self.counts[frame.topic] += 1
 
 
 def plan_jobs(inputs: Sequence[str], output: str) -> List[Tuple[Path, Path]]:
@@ -418,7 +430,7 @@ def plan_jobs(inputs: Sequence[str], output: str) -> List[Tuple[Path, Path]]:
 def main(args: argparse.Namespace) -> int:
     """Run the tool."""
     check_options(args.topics, args.alpha, args.feature_stride if args.features else None,
-                  args.max_frames)
+                  args.max_frames, args.max_input_pixels)
     jobs = plan_jobs(args.input, args.output)
     inputs = [source for source, _ in jobs]
     # Check every input, its topics and every output before the model loads (seconds).
@@ -436,6 +448,7 @@ def main(args: argparse.Namespace) -> int:
                         + '\n  '.join(problems))
     # Determinism: cuDNN's per-shape autotuning may pick other kernels in another run.
     options = {'cudnn_benchmark': False} if args.backend == 'torch' else {}
+    from lseg_ros.core.pipeline import LsegPipeline    # torch: not needed for --help
     pipeline = LsegPipeline.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device, precision=args.precision,
         input_size=args.size, engine=args.engine, onnx=args.onnx, labels=args.labels,
@@ -452,12 +465,14 @@ def main(args: argparse.Namespace) -> int:
             overwrite=args.overwrite, confidence=args.confidence, overlay=args.overlay,
             alpha=args.alpha, feature_stride=args.feature_stride if args.features else 0,
             copy_topics=args.copy_topics, skip_bad_frames=args.skip_bad_frames,
-            max_frames=args.max_frames, progress=not args.no_progress, protect=inputs)
+            max_frames=args.max_frames, progress=not args.no_progress, protect=inputs,
+            max_pixels=args.max_input_pixels)
         try:
             counts = segmenter.run()
-        except KeyboardInterrupt:
-            print(f'segment_bag: interrupted; {sum(segmenter.counts.values())} frame(s) kept in '
-                  f'{target}', file=sys.stderr)
+        except KeyboardInterrupt as error:
+            print(f'segment_bag: interrupted ({signal_name(error)}); '
+                  f'{sum(segmenter.counts.values())} frame(s) kept in {target}', file=sys.stderr)
+            error.reported = True
             raise
         except LsegError as error:
             if len(jobs) == 1:
@@ -480,8 +495,15 @@ def report(segmenter: 'BagSegmenter', counts: Dict[str, int], target) -> None:
           f'({rate:.2f} frames/s)')
     for topic in segmenter.image_topics:
         skipped = segmenter.skipped[topic]
+        large = segmenter.too_large[topic]
+        notes = []
+        if skipped - large:
+            notes.append(f'{skipped - large} undecodable frame(s) skipped')
+        if large:
+            notes.append(f'{large} frame(s) above --max-input-pixels '
+                         f'{segmenter.max_pixels} skipped')
         print(f'  {topic}: {counts[topic]} frame(s) -> {segmenter.prefixes[topic]}/*'
-              + (f' ({skipped} undecodable frame(s) skipped)' if skipped else ''))
+              + (f' ({", ".join(notes)})' if notes else ''))
     print(bag.describe(target))
 
 

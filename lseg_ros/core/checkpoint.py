@@ -13,6 +13,9 @@ placeholder: nothing is imported from the file's references and no code is execu
 Checking: the bare keys (``net.`` removed) must be exactly the official key set of the
 detected variant with the official shapes (manifests shipped in ``core/manifests``);
 otherwise :class:`CheckpointError` names every missing, unexpected and mis-shaped key.
+Then every tensor the encoders use must have a floating-point dtype where the manifest has
+one (an integer or boolean tensor there would be cast silently into garbage) and only
+finite values (no NaN, no infinity); otherwise one line names the tensor.
 """
 
 from dataclasses import dataclass, field
@@ -31,6 +34,8 @@ LOG = logging.getLogger(__name__)
 
 TEXT_PREFIX = 'clip_pretrained.'
 _SHOW = 20  # keys listed per category in an error message
+#: Buffers that are integers in every official layout (BatchNorm's step counter).
+INTEGER_BUFFERS = ('num_batches_tracked',)
 
 
 @dataclass
@@ -132,9 +137,17 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     except Exception as error:  # noqa: B902 - any reader failure is a bad file
         raise CheckpointError(f'cannot read checkpoint {path}: {type(error).__name__}: '
                               f'{error} (truncated download or not a PyTorch file?)') from None
-    state = obj.get('state_dict', obj) if isinstance(obj, Mapping) else None
-    if not isinstance(state, Mapping) or not state:
+    if isinstance(obj, Mapping) and 'state_dict' in obj:
+        state = obj['state_dict']
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f'{path}: its state_dict is a {type(state).__name__}, not a '
+                                  'dict of tensors')
+    else:
+        state = obj
+    if not isinstance(state, Mapping):
         raise CheckpointError(f'{path} holds no state_dict (found {type(obj).__name__})')
+    if not state:
+        raise CheckpointError(f'{path} holds an empty state_dict')
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f'{path}: state_dict entries that are not tensors: {bad[:_SHOW]}')
@@ -166,6 +179,9 @@ def split_state_dict(state: Mapping[str, torch.Tensor], source: str = '') -> Lse
         raise CheckpointError(
             f'{source or "checkpoint"} does not have the official {variant.description} layout '
             f'({variant.checkpoints}): ' + '; '.join(parts))
+    dtypes = {k['key']: k.get('dtype') for k in variant.manifest()}
+    check_tensors({k: v for k, v in state.items() if not k.startswith(variant.ignored_prefixes)},
+                  dtypes, source)
     image, text, dropped = {}, {}, []
     for key, value in state.items():
         if key.startswith(variant.ignored_prefixes):
@@ -175,6 +191,69 @@ def split_state_dict(state: Mapping[str, torch.Tensor], source: str = '') -> Lse
         else:
             image[key] = value
     return LsegWeights(variant, image, text, dropped, source)
+
+
+def _is_float_dtype(name: str) -> bool:
+    return name.startswith(('float', 'bfloat', 'half', 'double'))
+
+
+def _non_finite(tensor: torch.Tensor) -> str:
+    """Describe the non-finite values of ``tensor`` ('' when all are finite).
+
+    Fast path, one pass that allocates nothing of the tensor's size (memory-mapped tensors
+    are only read): a NaN or an infinity makes the sum non-finite, so a finite sum (in
+    float32 for 16-bit tensors, which cannot overflow it) proves every value finite.  Only a
+    tensor whose sum is not finite is checked value by value, and counted.
+    """
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return ''
+    wide = torch.float32 if tensor.element_size() < 4 else None
+    if bool(torch.isfinite(tensor.sum(dtype=wide))):
+        return ''
+    flat = tensor.reshape(-1)
+    nan = int(torch.isnan(flat).sum())
+    inf = int(torch.isinf(flat).sum())
+    if not nan and not inf:                 # huge finite values whose sum overflowed
+        return ''
+    if nan == flat.numel():
+        return 'all its values are NaN'
+    parts = [f'{nan:,} NaN'] if nan else []
+    if inf:
+        parts.append(f'{inf:,} infinite')
+    return ' and '.join(parts) + f' of {flat.numel():,} values'
+
+
+def check_tensors(state: Mapping[str, torch.Tensor], dtypes: Mapping[str, str],
+                  source: str = '') -> None:
+    """Refuse tensors of the wrong kind of dtype or with NaN/infinite values.
+
+    ``dtypes`` maps keys to the manifest dtype names: where it names a floating-point type
+    the tensor must be floating point (float16/32/64 and bfloat16 are all accepted, they are
+    cast); a key without a manifest dtype must be floating point unless it is one of
+    :data:`INTEGER_BUFFERS`.  Every floating-point tensor must be finite.  Raises
+    :class:`CheckpointError` with one line naming the first bad tensor.
+    """
+    where = source or 'checkpoint'
+    wrong, broken = [], []
+    for key, tensor in state.items():
+        expected = dtypes.get(key)
+        floating = (_is_float_dtype(expected) if expected
+                    else key.rsplit('.', 1)[-1] not in INTEGER_BUFFERS)
+        if floating and not tensor.is_floating_point():
+            found = str(tensor.dtype).replace('torch.', '')
+            wrong.append(f'tensor {key} has dtype {found}, the official layout has '
+                         f'{expected or "a floating-point dtype"}')
+            continue
+        problem = _non_finite(tensor)
+        if problem:
+            broken.append(f'tensor {key} {tuple(tensor.shape)} is not finite: {problem}')
+    for problems, advice in ((wrong, 'a converted or damaged file'),
+                             (broken, 'damaged weights or a diverged training run')):
+        if problems:
+            more = (f' (and {len(problems) - 1} more tensor(s) like it)'
+                    if len(problems) > 1 else '')
+            raise CheckpointError(f'{where}: {problems[0]}{more}; {advice}: use an official '
+                                  'checkpoint')
 
 
 def load_weights(path: str) -> LsegWeights:

@@ -32,6 +32,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from lseg_ros.core.errors import EngineMismatchError, LsegError
+from lseg_ros.core.interrupts import staged_path, write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -409,12 +410,8 @@ def read_metadata(engine: str) -> Dict:
 
 
 def write_json_atomic(path: str, data: Dict) -> None:
-    """Write JSON to ``path`` via a temporary file."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write('\n')
-    os.replace(tmp, path)
+    """Write JSON to ``path`` via a temporary file (none is left when interrupted)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + '\n')
 
 
 def up_to_date(engine: str, key: str) -> Tuple[bool, str]:
@@ -567,12 +564,13 @@ def build_engine(onnx: str, engine: str, options: Optional[BuildOptions] = None,
         details = '; '.join(logger.errors[-5:]) or 'see the TensorRT log above'
         raise EngineBuildError(f'{module_name(trt)} failed to build {engine}: {details}')
     data = bytes(plan) if not isinstance(plan, (bytes, bytearray)) else bytes(plan)
-    directory = os.path.dirname(os.path.abspath(engine))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f'{engine}.tmp{os.getpid()}'
-    with open(tmp, 'wb') as handle:
-        handle.write(data)
-    os.replace(tmp, engine)
+    # The new engine takes its name without a sidecar, which is written last: interrupted in
+    # between, the engine is refused (no metadata) and rebuilt, never used with old metadata.
+    with staged_path(engine) as staged:
+        with open(staged, 'wb') as handle:
+            handle.write(data)
+        if os.path.lexists(sidecar_path(engine)):
+            os.remove(sidecar_path(engine))
     if cache is not None:
         _save_timing_cache(config, options.timing_cache)
     seconds = time.perf_counter() - start
@@ -642,11 +640,9 @@ def _save_timing_cache(config, path: str) -> None:
     if cache is None:
         return
     data = bytes(cache.serialize())
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'wb') as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    with staged_path(path) as staged:
+        with open(staged, 'wb') as handle:
+            handle.write(data)
 
 
 # ----------------------------------------------------------------------- load-time checks

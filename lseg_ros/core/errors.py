@@ -23,6 +23,14 @@ class UnsupportedEncodingError(ImageError):
     """An image encoding the package cannot convert to RGB."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image declares more pixels than the configured limit (refused before decoding)."""
+
+
+class NonFiniteOutputError(LsegError):
+    """The network produces NaN or infinite values (broken weights or precision overflow)."""
+
+
 class BackendError(LsegError):
     """An inference backend is unavailable or failed to initialise."""
 

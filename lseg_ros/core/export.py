@@ -16,7 +16,9 @@ Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)`` at opse
 (``LayerNormalization`` -> TensorRT ``INormalizationLayer``; TensorRT 10.0-10.3 parse
 opsets up to 20).  It needs no ``onnxscript`` and gives the same graph on torch 2.11 and
 2.15.  Every export is checked with ``onnx.checker`` (full check) and run in ONNX Runtime
-(CPU) against PyTorch; a result beyond tolerance raises :class:`ExportError`.
+(CPU) against PyTorch; a result beyond tolerance raises :class:`ExportError`.  The graph is
+written under a temporary name next to the output and takes its name (with its ``.data``
+file) only after every check passed, so a failed or interrupted export leaves no file.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -32,6 +34,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from lseg_ros.core.errors import LsegError
+from lseg_ros.core.interrupts import staged_path
 from lseg_ros.core.preprocess import MULTIPLE
 
 LOG = logging.getLogger(__name__)
@@ -396,26 +399,29 @@ def export_image_encoder(weights, output: str, precision: str = 'fp32',
                 IMAGE_OUTPUT: {2: 'feature_height', 3: 'feature_width'}}
     LOG.info('exporting %s image encoder (%s, %s) to %s', weights.variant.name, precision,
              'dynamic HxW' if dynamic else f'{size[0]}x{size[1]}', output)
-    try:
-        with torch.inference_mode(False), torch.no_grad():
-            _torch_export(module, example, output, IMAGE_INPUT, IMAGE_OUTPUT, axes, opset)
-    except Exception as error:  # noqa: B902 - exporter failures come in many types
-        raise ExportError(f'torch.onnx.export failed: {type(error).__name__}: {error}') \
-            from None
-    external = _finalize_file(output, external_data)
-    check_onnx_model(output)
-    shape = [1, 3, 'height', 'width'] if dynamic else [1, 3, size[0], size[1]]
-    result = ExportResult(
-        path=output, kind='image', variant=weights.variant.name, precision=precision,
-        dynamic=dynamic, input_name=IMAGE_INPUT, output_name=IMAGE_OUTPUT, input_shape=shape,
-        opset=opset, exporter='torch.onnx.export(dynamo=False)', size_bytes=_file_size(output),
-        external_data=external, seconds=0.0, torch_version=torch.__version__,
-        tolerance=tolerance)
-    if check:
-        reference = module if precision == 'fp32' else image_encoder_module(weights, 'fp32')
-        result.checks = check_image_encoder(output, reference, check_sizes, tolerance, seed)
-    result.seconds = time.perf_counter() - start
-    return _checked(result, output, tolerance)
+    with staged_path(output, companions=('.data',)) as staged:
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                _torch_export(module, example, staged, IMAGE_INPUT, IMAGE_OUTPUT, axes, opset)
+        except Exception as error:  # noqa: B902 - exporter failures come in many types
+            raise ExportError(f'torch.onnx.export failed: {type(error).__name__}: {error}') \
+                from None
+        external = _finalize_file(staged, external_data)
+        check_onnx_model(staged)
+        shape = [1, 3, 'height', 'width'] if dynamic else [1, 3, size[0], size[1]]
+        result = ExportResult(
+            path=output, kind='image', variant=weights.variant.name, precision=precision,
+            dynamic=dynamic, input_name=IMAGE_INPUT, output_name=IMAGE_OUTPUT,
+            input_shape=shape, opset=opset, exporter='torch.onnx.export(dynamo=False)',
+            size_bytes=_file_size(staged), external_data=external, seconds=0.0,
+            torch_version=torch.__version__, tolerance=tolerance)
+        if check:
+            reference = module if precision == 'fp32' else image_encoder_module(weights,
+                                                                                'fp32')
+            result.checks = check_image_encoder(staged, reference, check_sizes, tolerance,
+                                                seed)
+        result.seconds = time.perf_counter() - start
+        return _checked(result, output, tolerance)
 
 
 def check_image_encoder(path: str, reference: nn.Module, sizes: Sequence[Tuple[int, int]],
@@ -455,30 +461,31 @@ def export_text_encoder(weights, output: str, opset: int = DEFAULT_OPSET,
     tokens = encoder.tokenize(list(labels))
     axes = {TEXT_INPUT: {0: 'labels'}, TEXT_OUTPUT: {0: 'labels'}}
     LOG.info('exporting the CLIP text encoder to %s', output)
-    try:
-        with torch.inference_mode(False), torch.no_grad():
-            _torch_export(module, tokens[:2], output, TEXT_INPUT, TEXT_OUTPUT, axes, opset)
-    except Exception as error:  # noqa: B902
-        raise ExportError(f'torch.onnx.export failed: {type(error).__name__}: {error}') \
-            from None
-    check_onnx_model(output)
-    result = ExportResult(
-        path=output, kind='text', variant=weights.variant.name, precision='fp32',
-        dynamic=True, input_name=TEXT_INPUT, output_name=TEXT_OUTPUT,
-        input_shape=['labels', CONTEXT_LENGTH], opset=opset,
-        exporter='torch.onnx.export(dynamo=False)', size_bytes=_file_size(output),
-        external_data=False, seconds=0.0, torch_version=torch.__version__,
-        tolerance=tolerance)
-    if check:
-        session = onnxruntime_session(output)
-        expected = encoder.encode_tokens(tokens).numpy()
-        actual = session.run([TEXT_OUTPUT], {TEXT_INPUT: tokens.numpy()})[0]
-        metrics = compare_arrays(expected, actual)
-        metrics.update(size=[int(tokens.shape[0]), CONTEXT_LENGTH],
-                       passed=_passes(metrics, tolerance))
-        result.checks = [metrics]
-    result.seconds = time.perf_counter() - start
-    return _checked(result, output, tolerance)
+    with staged_path(output, companions=('.data',)) as staged:
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                _torch_export(module, tokens[:2], staged, TEXT_INPUT, TEXT_OUTPUT, axes, opset)
+        except Exception as error:  # noqa: B902
+            raise ExportError(f'torch.onnx.export failed: {type(error).__name__}: {error}') \
+                from None
+        check_onnx_model(staged)
+        result = ExportResult(
+            path=output, kind='text', variant=weights.variant.name, precision='fp32',
+            dynamic=True, input_name=TEXT_INPUT, output_name=TEXT_OUTPUT,
+            input_shape=['labels', CONTEXT_LENGTH], opset=opset,
+            exporter='torch.onnx.export(dynamo=False)', size_bytes=_file_size(staged),
+            external_data=False, seconds=0.0, torch_version=torch.__version__,
+            tolerance=tolerance)
+        if check:
+            session = onnxruntime_session(staged)
+            expected = encoder.encode_tokens(tokens).numpy()
+            actual = session.run([TEXT_OUTPUT], {TEXT_INPUT: tokens.numpy()})[0]
+            metrics = compare_arrays(expected, actual)
+            metrics.update(size=[int(tokens.shape[0]), CONTEXT_LENGTH],
+                           passed=_passes(metrics, tolerance))
+            result.checks = [metrics]
+        result.seconds = time.perf_counter() - start
+        return _checked(result, output, tolerance)
 
 
 def _checked(result, output: str, tolerance):

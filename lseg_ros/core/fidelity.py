@@ -20,7 +20,6 @@ docs/deployment.md) give PASS or FAIL and the tool's exit code.
 
 import hashlib
 import logging
-import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,6 +29,7 @@ import torch
 from lseg_ros.core.backends.base import create_backend, resolve_device
 from lseg_ros.core.errors import LsegError
 from lseg_ros.core.head import logits_at_input, text_weights
+from lseg_ros.core.interrupts import staged_path
 from lseg_ros.core.latency import environment, strict_fp32
 
 LOG = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def plot_heatmaps(report: Dict, path: str) -> str:
                  f'({mode})\nvs PyTorch fp32: {"PASS" if report["passed"] else "FAIL"}',
                  fontsize=9)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with staged_path(path) as staged:
+        fig.savefig(staged, dpi=100)
     plt.close(fig)
     return path

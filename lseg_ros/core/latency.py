@@ -35,6 +35,7 @@ import torch
 
 from lseg_ros.core.backends.base import create_backend, resolve_device
 from lseg_ros.core.errors import BackendError, LsegError
+from lseg_ros.core.interrupts import staged_path, write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -387,19 +388,15 @@ def plot(reports: Iterable[Dict], path: str) -> str:
         ax.legend(fontsize=7)
         ax.grid(axis='y', which='both', alpha=0.3)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with staged_path(path) as staged:
+        fig.savefig(staged, dpi=110)
     plt.close(fig)
     return path
 
 
 def write_json(report: Dict, path: str) -> str:
-    """Write a report as JSON."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w') as handle:
-        json.dump(report, handle, indent=2, default=str)
-        handle.write('\n')
-    return path
+    """Write a report as JSON (under a temporary name until it is complete)."""
+    return write_text(path, json.dumps(report, indent=2, default=str) + '\n')
 
 
 def spec_dict(spec: Spec) -> Dict:

@@ -18,7 +18,7 @@ import torch
 
 from lseg_ros.core.backends import create_backend, resolve_device
 from lseg_ros.core.checkpoint import load_weights, LsegWeights
-from lseg_ros.core.errors import LabelError
+from lseg_ros.core.errors import LabelError, NonFiniteOutputError
 from lseg_ros.core.head import logits_at_input, normalize_features, reduce_logits, text_weights
 from lseg_ros.core.labels import parse_labels
 from lseg_ros.core.options import DEFAULT_INPUT_SIZE
@@ -73,6 +73,24 @@ class SegmentationResult:
     image_features: Optional[np.ndarray] = None  # (1, D, H'/2, W'/2) network output
     logits: Optional[np.ndarray] = None         # (1, K, H', W') at the network input
     timings: Dict[str, float] = field(default_factory=dict)
+
+
+def check_finite_output(result: SegmentationResult, info: Optional[Dict] = None) -> None:
+    """Raise :class:`NonFiniteOutputError` when a raw result has NaN or infinite values."""
+    info = info or {}
+    for name, array in (('image features', result.image_features), ('logits', result.logits)):
+        if array is None:
+            continue
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(finite.size - np.count_nonzero(finite))
+            hint = (' (or fp16 overflows: try precision fp32)'
+                    if info.get('precision') == 'fp16' else '')
+            raise NonFiniteOutputError(
+                f'the weights produce non-finite output: {bad:,} of {finite.size:,} {name} '
+                f'values of the warm-up frame are NaN or infinite with {info.get("backend")} '
+                f'{info.get("precision")} on {info.get("device")}{hint}; the model cannot be '
+                'used')
 
 
 class LsegPipeline:
@@ -146,8 +164,13 @@ class LsegPipeline:
         return plan_geometry(height, width, self.input_size)
 
     def warmup(self, height: int, width: int) -> None:
-        """Run one frame of this size so kernels, graphs and caches are ready."""
-        self.segment(np.zeros((height, width, 3), np.uint8))
+        """Run one frame of this size so kernels, graphs and caches are ready.
+
+        Raises :class:`NonFiniteOutputError` when the network output of that frame has NaN
+        or infinite values (weights that produce garbage).
+        """
+        result = self.segment(np.zeros((height, width, 3), np.uint8), OutputRequest(raw=True))
+        check_finite_output(result, self.describe())
 
     @torch.inference_mode()
     def segment(self, rgb: np.ndarray, request: OutputRequest = OutputRequest(),

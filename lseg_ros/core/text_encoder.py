@@ -15,6 +15,7 @@ from typing import Dict, Mapping, Sequence
 import torch
 
 from lseg_ros.core.errors import LabelError
+from lseg_ros.core.labels import MAX_LABEL_CHARS
 
 CONTEXT_LENGTH = 77
 TEXT_WIDTH = 512
@@ -54,9 +55,16 @@ class ClipTextEncoder:
         self._lock = threading.Lock()
 
     def tokenize(self, labels: Sequence[str]) -> torch.Tensor:
-        """Return (K, 77) int64 tokens; raises :class:`LabelError` for a too-long label."""
+        """Return (K, 77) int64 tokens; raises :class:`LabelError` for a too-long label.
+
+        A label longer than :data:`~lseg_ros.core.labels.MAX_LABEL_CHARS` characters is
+        refused before it is tokenised (the BPE tokenizer is quadratic in a word's length).
+        """
         rows = []
         for label in labels:
+            if len(label) > MAX_LABEL_CHARS:
+                raise LabelError(f'label {label[:24]!r}... is {len(label):,} characters long; '
+                                 f'at most {MAX_LABEL_CHARS} are accepted')
             ids = self.tokenizer.encode(label)
             if len(ids) + 2 > CONTEXT_LENGTH:
                 raise LabelError(f'label {label[:40]!r}… is {len(ids)} tokens long; CLIP takes '

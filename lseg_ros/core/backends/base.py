@@ -12,6 +12,7 @@ them.
 from abc import ABC, abstractmethod
 import inspect
 import logging
+import os
 from typing import Dict, List, Optional
 
 import torch
@@ -25,9 +26,15 @@ __all__ = ['BACKENDS', 'PRECISIONS', 'EncoderBackend', 'create_backend', 'resolv
 
 
 class EncoderBackend(ABC):
-    """Runs the LSeg image encoder."""
+    """Runs the LSeg image encoder.
+
+    ``fallback_reason`` is set by :func:`create_backend` when ``auto`` could not use a
+    configured engine or ONNX file (e.g. ``'engine /m.engine not used: ...'``), else None;
+    :meth:`describe` reports it as ``fallback``.
+    """
 
     name = 'base'
+    fallback_reason: Optional[str] = None
 
     def __init__(self, device: torch.device, precision: str):
         self.device = torch.device(device)
@@ -43,7 +50,10 @@ class EncoderBackend(ABC):
 
     def describe(self) -> Dict[str, str]:
         """Return what this backend runs, for logs, diagnostics and benchmark reports."""
-        return {'backend': self.name, 'device': str(self.device), 'precision': self.precision}
+        info = {'backend': self.name, 'device': str(self.device), 'precision': self.precision}
+        if self.fallback_reason:
+            info['fallback'] = self.fallback_reason
+        return info
 
     def close(self) -> None:
         """Release resources (GPU memory, engines)."""
@@ -90,7 +100,10 @@ def create_backend(name: str, weights=None, device: str = 'auto', precision: str
     precision is checked against the graph or engine.  ``options`` go to the backend's
     constructor (e.g. ``cuda_graph``, ``compile`` for torch).  With ``auto``, a candidate
     that cannot run here (no TensorRT, engine built elsewhere, no CUDA provider) is
-    skipped with a warning and the next one is tried.
+    skipped with a warning and the next one is tried.  A configured engine that is not used
+    (missing, not built by build_engine, modified after the build, no GPU, no TensorRT, or
+    refused by TensorRT) gives one warning naming it and why, and the returned backend's
+    ``fallback_reason`` (``describe()['fallback']``) says the same.
     """
     name = (name or 'auto').strip().lower()
     if name not in BACKENDS:
@@ -103,9 +116,13 @@ def create_backend(name: str, weights=None, device: str = 'auto', precision: str
     if name != 'auto':
         return _create(name, weights, resolved, precision, engine, onnx, options)
     candidates = auto_candidates(resolved, engine, onnx, weights is not None)
+    notes = []                   # configured files that are not used, and why
+    if engine and 'tensorrt' not in candidates:
+        notes.append(f'engine {engine} not used: {engine_problem(engine, resolved)}')
     if not candidates:
         raise BackendError('backend auto: nothing to run; give a checkpoint (torch), an ONNX '
-                           'file (onnxruntime) or an engine (tensorrt)')
+                           'file (onnxruntime) or an engine (tensorrt)'
+                           + ''.join(f'; {note}' for note in notes))
     first_error = None
     for index, candidate in enumerate(candidates):
         try:
@@ -113,13 +130,56 @@ def create_backend(name: str, weights=None, device: str = 'auto', precision: str
                               options, strict=False)
         except BackendError as error:
             first_error = first_error or error
-            if index + 1 < len(candidates):
+            if candidate == 'tensorrt':
+                notes.append(f'engine {engine} not used: {error}')
+            elif index + 1 < len(candidates):
                 LOG.warning('backend auto: %s cannot run here (%s); trying %s', candidate,
                             error, candidates[index + 1])
+                notes.append(f'{candidate} not used: {error}')
             continue
+        for note in notes:
+            if note.startswith('engine '):
+                LOG.warning('backend auto: %s; using %s', note, candidate)
+        backend.fallback_reason = '; '.join(notes) or None
         LOG.info('backend auto: using %s on %s', candidate, resolved)
         return backend
     raise first_error
+
+
+def engine_problem(engine: str, device: torch.device) -> str:
+    """Say why ``engine`` cannot be used here, without TensorRT ('' when nothing is found).
+
+    The file and its metadata sidecar are checked first (present, written by build_engine,
+    engine bytes matching the sidecar's hash), then the machine (CUDA device, TensorRT).
+    """
+    from lseg_ros.core.engine import file_sha256, read_metadata, sidecar_path
+    from lseg_ros.core.errors import EngineMismatchError
+
+    reasons = []
+    engine = os.fspath(engine)
+    if not os.path.isfile(engine):
+        reasons.append('the file does not exist')
+    elif not os.path.isfile(sidecar_path(engine)):
+        reasons.append(f'it has no metadata file {sidecar_path(engine)} (not built by '
+                       'tools/build_engine.py)')
+    else:
+        try:
+            metadata = read_metadata(engine)
+        except EngineMismatchError as error:
+            reasons.append(str(error))
+        else:
+            if (metadata.get('engine_bytes') != os.path.getsize(engine)
+                    or metadata.get('engine_sha256') != file_sha256(engine)):
+                reasons.append(f'it does not match its metadata {sidecar_path(engine)} '
+                               '(modified or replaced after the build, or a copied sidecar)')
+    if device.type != 'cuda':
+        reasons.append(f'the device is {device} (TensorRT needs a CUDA GPU)')
+    else:
+        from lseg_ros.core.backends.tensorrt_backend import tensorrt_available
+        if not tensorrt_available():
+            reasons.append('no TensorRT Python module (tensorrt or tensorrt_rtx) is '
+                           'installed')
+    return '; '.join(reasons)
 
 
 def _create(name: str, weights, device: torch.device, precision: str, engine: Optional[str],
@@ -165,9 +225,6 @@ def auto_candidates(device: torch.device, engine: Optional[str], onnx: Optional[
         from lseg_ros.core.backends.tensorrt_backend import tensorrt_available
         if tensorrt_available():
             candidates.append('tensorrt')
-        else:
-            LOG.warning('backend auto: engine %s given but no TensorRT module is installed',
-                        engine)
     if onnx:
         candidates.append('onnxruntime')
     if have_weights:
