@@ -490,6 +490,10 @@ def main(argv=None) -> int:
         report['node_diagnostics'] = bench.diagnostics
     except BenchError as error:
         errors.append(str(error))
+    except (KeyboardInterrupt, RuntimeError) as error:   # RCLError once rclpy shut down
+        if rclpy.ok() and not isinstance(error, KeyboardInterrupt):
+            raise
+        errors.append('interrupted (SIGINT or SIGTERM); phases measured so far are kept')
     finally:
         for proc in procs:
             stop_node(proc)

@@ -20,24 +20,18 @@ import os
 from pathlib import Path
 from typing import Dict, MutableMapping, Optional
 
+from lseg_ros.share import installed_config
+
 PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 #: Distributions whose Fast DDS (2.x) reads FASTRTPS_DEFAULT_PROFILES_FILE only.
 FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
-SOURCE_PROFILE = Path(__file__).resolve().parents[1] / 'config' / 'fastdds.xml'
 #: Value of a ``--dds-profile`` option / ``dds_profile`` argument meaning "the default".
 DEFAULT = 'default'
 
 
 def installed_profile() -> str:
     """Return the installed config/fastdds.xml (the source tree's when not installed)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        path = Path(get_package_share_directory('lseg_ros')) / 'config' / 'fastdds.xml'
-        if path.exists():
-            return str(path)
-    except (ImportError, LookupError, ValueError, OSError):
-        pass
-    return str(SOURCE_PROFILE)
+    return installed_config('fastdds.xml')
 
 
 def profile_in_effect(env: Optional[MutableMapping[str, str]] = None) -> Optional[str]:

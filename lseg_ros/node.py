@@ -112,6 +112,8 @@ class LsegNode(Node):
         self.create_timer(self.settings['diagnostics_period'], self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         info = self.pipeline.describe()
+        if info.get('fallback'):
+            self.get_logger().warning(f'{info["fallback"]}; running {info["backend"]} instead')
         self.get_logger().info(
             f'ready in {self.startup_s:.1f} s: checkpoint {self.settings["checkpoint"]}, '
             f'variant {info["variant"]}, backend {info["backend"]} on {info["device"]}, '
@@ -311,7 +313,7 @@ class LsegNode(Node):
     def _process(self, msg, received: float) -> None:
         from lseg_ros.core.pipeline import OutputRequest    # torch: not needed for --help
         t0 = time.perf_counter()
-        rgb = image_to_rgb(msg)
+        rgb = image_to_rgb(msg, max_pixels=self.settings['max_input_pixels'])
         convert_ms = 1000 * (time.perf_counter() - t0)
         s = self.settings
         want_features = self._wanted(self.pub_features, 'publish_features')
@@ -404,6 +406,7 @@ class LsegNode(Node):
             'backend': info['backend'], 'device': info['device'],
             'precision': info['precision'], 'variant': info['variant'],
             'engine': self.settings['engine'] or '-', 'input_size': info['input_size'],
+            'engine_fallback': info.get('fallback') or '-',
             'label_version': str(label_set.version), 'labels': ','.join(label_set.labels),
             'startup_s': f'{self.startup_s:.2f}',
         }

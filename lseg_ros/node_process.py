@@ -8,7 +8,6 @@ the package's Fast DDS profile in its environment (like the launch file's ``dds_
 """
 
 import os
-from pathlib import Path
 import shutil
 import signal
 import subprocess
@@ -16,20 +15,12 @@ import sys
 from typing import Dict, List, Optional
 
 from lseg_ros.dds_profile import DEFAULT, profile_environment
-
-SOURCE_PARAMS = Path(__file__).resolve().parents[1] / 'config' / 'lseg.yaml'
+from lseg_ros.share import installed_config
 
 
 def default_params_file() -> str:
     """Return the installed config/lseg.yaml (the source tree's when not installed)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        installed = Path(get_package_share_directory('lseg_ros')) / 'config' / 'lseg.yaml'
-        if installed.exists():
-            return str(installed)
-    except (ImportError, LookupError, ValueError, OSError):
-        pass
-    return str(SOURCE_PARAMS)
+    return installed_config('lseg.yaml')
 
 
 def node_command(params: Dict[str, object], remaps: Optional[Dict[str, str]] = None,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 from lseg_ros.core.options import BACKENDS
+from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS
 
 DEFAULT_LABELS = 'person, car, road, sidewalk, building, tree, grass, sky, other'
 QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
@@ -68,6 +69,10 @@ PARAMS = (
     Param('input_qos', 'sensor_data', 'Input QoS: sensor_data (best effort, keep last 1), '
           'reliable (for reliable publishers such as ros2 bag play) or system_default.',
           read_only=True, choices=QOS_CHOICES),
+    Param('max_input_pixels', DEFAULT_MAX_INPUT_PIXELS, 'Largest input image in pixels (width '
+          'x height) that is decoded; larger ones, raw or compressed (checked from the header '
+          'before decoding), are skipped as bad frames. 0: no limit.', read_only=True,
+          int_range=(0, 2**31 - 1)),
     Param('compressed_input', False, 'Subscribe to image/compressed (CompressedImage) instead '
           'of image.', read_only=True),
     Param('publish_overlay', True, 'Compute ~/overlay when it has subscribers.'),

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from test_image_codec import jpeg_declaring
 
 from lseg_ros.bench import main as bench_main
 from lseg_ros.image_codec import encode_compressed
@@ -80,10 +81,12 @@ def test_compressed_input_with_reliable_qos(rn_checkpoint, tmp_path):
             assert (mask.width, mask.height, mask.encoding) == (56, 40, 'mono8')
         send(3, 'jpeg', data=b'\xff\xd8\xff' + bytes(200))      # corrupt JPEG
         send(4, 'jpeg', data=b'')
+        send(6, 'jpeg', data=jpeg_declaring(30000, 30000))     # 631 bytes, 30000x30000
         time.sleep(1.0)
         client.wait_for(lambda: send(5, 'jpeg') or mask_of(5), 30, poll=0.3)
-        assert not mask_of(3) and not mask_of(4)
+        assert not mask_of(3) and not mask_of(4) and not mask_of(6)
         assert 'frame skipped' in proc.output()
+        assert 'declares 30000x30000' in proc.output(), proc.output()
     finally:
         client.close()
         assert proc.stop() == 0
