@@ -165,6 +165,17 @@ def test_labels_change_through_set_parameters(node, client):
     assert info['label_version'] == labels['version'] and info['labels'] == 2
 
 
+def test_a_label_flood_is_refused_at_once_while_frames_flow(node, client):
+    """A 20,000-character label is refused before tokenisation (quadratic in a word)."""
+    flood = ''.join(np.random.default_rng(7).choice(list('abcdefghij'), 20000))
+    start = time.monotonic()
+    result = client.set_parameters(NODE, labels=flood)[0]
+    took = time.monotonic() - start
+    assert not result.successful and 'characters' in result.reason, result.reason
+    assert took < 2.0, f'the refusal took {took:.1f} s'       # tokenising it took 13 s
+    assert publish_until_mask(client, node[1], 'rgb8', 42, timeout=10.0) is not None
+
+
 def test_out_of_range_and_read_only_parameters_are_refused(node, client):
     for name, value in (('feature_stride', 0), ('overlay_alpha', 1.5), ('max_rate_hz', -1.0),
                         ('confidence_encoding', 'rgb8'), ('input_size', 320),

@@ -49,6 +49,33 @@ def test_bad_initial_labels_and_choices_fail_at_start(rn_checkpoint, tmp_path):
         assert message in output and 'Traceback' not in output, output
 
 
+def test_an_engine_that_cannot_be_used_is_a_warning_and_in_diagnostics(rn_checkpoint,
+                                                                        tmp_path):
+    """backend auto with an unusable engine: one warning naming it, diagnostics say why."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    engine = tmp_path / 'model.engine'
+    engine.write_bytes(np.random.default_rng(0).bytes(1024))
+    proc = NodeProcess({'checkpoint': rn_checkpoint, 'device': 'cpu', 'engine': str(engine),
+                        'warmup': False, 'input_size': 64}, name='lseg_engine',
+                       log_path=tmp_path / 'node.log')
+    client = RosClient('engine_client')
+    try:
+        client.subscribe(DiagnosticArray, '/diagnostics')
+
+        def fallback():
+            for msg in client.received('/diagnostics'):
+                for status in msg.status:
+                    if status.name.startswith('/lseg_engine:'):
+                        return {kv.key: kv.value for kv in status.values}['engine_fallback']
+        value = client.wait_for(fallback, 120)
+        assert str(engine) in value and 'not used' in value, value
+        warnings = [line for line in proc.output().splitlines() if 'WARN' in line]
+        assert len(warnings) == 1 and str(engine) in warnings[0], proc.output()
+    finally:
+        client.close()
+        assert proc.stop() == 0
+
+
 def test_compressed_input_with_reliable_qos(rn_checkpoint, tmp_path):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
