@@ -49,9 +49,8 @@ def test_bad_initial_labels_and_choices_fail_at_start(rn_checkpoint, tmp_path):
         assert message in output and 'Traceback' not in output, output
 
 
-def test_an_engine_that_cannot_be_used_is_a_warning_and_in_diagnostics(rn_checkpoint,
-                                                                        tmp_path):
-    """backend auto with an unusable engine: one warning naming it, diagnostics say why."""
+def test_unusable_engine_is_a_warning_and_in_diagnostics(rn_checkpoint, tmp_path):
+    """Backend auto with an unusable engine: one warning naming it, diagnostics say why."""
     from diagnostic_msgs.msg import DiagnosticArray
     engine = tmp_path / 'model.engine'
     engine.write_bytes(np.random.default_rng(0).bytes(1024))
