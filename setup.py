@@ -12,7 +12,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(include=[PACKAGE, PACKAGE + '.*']),
-    package_data={PACKAGE: ['core/manifests/*.json']},
+    package_data={PACKAGE: ['core/model/manifests/*.json']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml', 'README.md']),
@@ -28,11 +28,11 @@ setup(
     entry_points={
         'console_scripts': [
             'lseg_segment = lseg_ros.cli.segment:entry',
-            'lseg_node = lseg_ros.node:entry',
-            'bench = lseg_ros.bench:entry',
+            'lseg_node = lseg_ros.ros.node:entry',
+            'bench = lseg_ros.ros.bench:entry',
             'segment_bag = lseg_ros.cli.segment_bag:entry',
-            'make_sample_bag = lseg_ros.sample_bag:entry',
-            'lseg_replay = lseg_ros.replay:entry',
+            'make_sample_bag = lseg_ros.formats.sample_bag:entry',
+            'lseg_replay = lseg_ros.ros.replay:entry',
         ],
     },
 )

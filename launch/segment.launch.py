@@ -18,10 +18,10 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from lseg_ros.dds_profile import installed_profile, profile_environment
-from lseg_ros.launch_args import launch_overrides, OVERRIDABLE
-from lseg_ros.node_process import default_params_file
-from lseg_ros.params import BY_NAME
+from lseg_ros.ros.dds_profile import installed_profile, profile_environment
+from lseg_ros.ros.launch_args import launch_overrides, OVERRIDABLE
+from lseg_ros.ros.node_process import default_params_file
+from lseg_ros.ros.params import BY_NAME
 
 ARGUMENTS = (
     ('params_file', default_params_file(), 'parameters file (YAML) of the node'),

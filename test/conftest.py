@@ -3,7 +3,7 @@
 """Shared fixtures: official-layout checkpoints with the reference weights, the reference data.
 
 Checkpoints are generated once (about 20 s for ViT-L/16) and cached (see
-``lseg_ros.core.synthetic.cached_reference_checkpoint``; ``make demo`` uses the same file).
+``lseg_ros.core.model.synthetic.cached_reference_checkpoint``; ``make demo`` uses the same file).
 """
 
 from pathlib import Path
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lseg_ros.core.synthetic import cached_reference_checkpoint
-from lseg_ros.core.variants import RN101, VIT_L16
-from lseg_ros.dds_profile import apply_profile
+from lseg_ros.core.model.synthetic import cached_reference_checkpoint
+from lseg_ros.core.model.variants import RN101, VIT_L16
+from lseg_ros.ros.dds_profile import apply_profile
 
 # Like the launch file, bench and demo: the package's Fast DDS profile for every ROS 2
 # participant of the tests (this process before rclpy.init; the nodes they start inherit it).
@@ -44,7 +44,7 @@ def reference():
 @pytest.fixture(scope='session')
 def vit_weights(vit_checkpoint):
     """Return checked and split ViT-L/16 weights (memory-mapped)."""
-    from lseg_ros.core.checkpoint import load_weights
+    from lseg_ros.core.model.checkpoint import load_weights
     return load_weights(vit_checkpoint)
 
 

@@ -11,7 +11,7 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from lseg_ros.node_process import start_node, stop_node
+from lseg_ros.ros.node_process import start_node, stop_node
 
 
 class NodeProcess:

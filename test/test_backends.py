@@ -19,12 +19,12 @@ from test_reference import check_against_reference
 import torch
 
 from lseg_ros.core.backends import create_backend
-from lseg_ros.core.backends.base import auto_candidates
+from lseg_ros.core.backends.factory import auto_candidates
 from lseg_ros.core.backends.tensorrt_backend import EngineRunner, TensorRTBackend
-from lseg_ros.core.engine import build_engine, BuildOptions
 from lseg_ros.core.errors import BackendError, EngineMismatchError
-from lseg_ros.core.export import export_image_encoder
 from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
+from lseg_ros.deploy.engine_build import build_engine, BuildOptions
+from lseg_ros.deploy.export import export_image_encoder
 
 CUDA = torch.cuda.is_available()
 
@@ -46,7 +46,7 @@ def vit_onnx(vit_weights, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def rn_weights(rn_checkpoint):
-    from lseg_ros.core.checkpoint import load_weights
+    from lseg_ros.core.model.checkpoint import load_weights
     return load_weights(rn_checkpoint)
 
 
@@ -228,7 +228,7 @@ def test_tensorrt_backend_refuses_cpu_and_missing_files(tmp_path):
 @pytest.mark.parametrize('case', ['missing', 'random bytes', 'forged sidecar', 'copied sidecar'])
 def test_auto_says_once_why_an_engine_is_not_used(rn_weights, tmp_path, caplog, case):
     import json
-    from lseg_ros.core.engine import sidecar_path
+    from lseg_ros.core.backends.artifacts import sidecar_path
     if case == 'missing':
         engine, reason = str(tmp_path / 'missing.engine'), 'the file does not exist'
     else:
@@ -263,13 +263,13 @@ def test_auto_says_once_why_an_engine_is_not_used(rn_weights, tmp_path, caplog, 
 
 def test_auto_reports_engines_tensorrt_refuses_or_cannot_load(rn_weights, tmp_path, caplog,
                                                               monkeypatch):
-    from lseg_ros.core.backends import base, tensorrt_backend
+    from lseg_ros.core.backends import factory, tensorrt_backend
     _, _, engine = fake_engine_file(tmp_path)
     monkeypatch.setattr(tensorrt_backend, 'tensorrt_available', lambda: False)
-    assert base.engine_problem(engine, torch.device('cuda', 0)) == (
+    assert factory.engine_problem(engine, torch.device('cuda', 0)) == (
         'no TensorRT Python module (tensorrt or tensorrt_rtx) is installed')
     # TensorRT tried and failing (here: on the CPU): its error is the reason
-    monkeypatch.setattr(base, 'auto_candidates', lambda *args: ['tensorrt', 'torch'])
+    monkeypatch.setattr(factory, 'auto_candidates', lambda *args: ['tensorrt', 'torch'])
     caplog.set_level(logging.WARNING)
     backend = create_backend('auto', rn_weights, 'cpu', engine=engine, cuda_graph=False)
     assert backend.name == 'torch' and len(caplog.records) == 1
@@ -361,7 +361,7 @@ def test_torch_fp16_graph_backend_matches_fp32(rn_weights, channels_last):
 
 @gpu
 def test_torch_fp16_keeps_layernorm_fp32(vit_weights):
-    from lseg_ros.core.export import Fp32LayerNorm
+    from lseg_ros.core.model.precision import Fp32LayerNorm
     backend = create_backend('torch', vit_weights, 'cuda', 'fp16', cuda_graph=False)
     norms = [m for m in backend.model.modules() if isinstance(m, Fp32LayerNorm)]
     assert len(norms) == 48 and all(n.weight.dtype == torch.float32 for n in norms)

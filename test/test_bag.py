@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-from lseg_ros import bag
 from lseg_ros.cli.segment_bag import entry as segment_bag, output_prefixes, Progress
-from lseg_ros.image_codec import confidence_to_mono8, decode_compressed, decode_image
-from lseg_ros.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, entry as make_sample_bag,
-                                 IMAGE_TOPIC, write_sample_bag)
+from lseg_ros.formats import bag
+from lseg_ros.formats.image_codec import confidence_to_mono8, decode_compressed, decode_image
+from lseg_ros.formats.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC,
+                                         entry as make_sample_bag, IMAGE_TOPIC, write_sample_bag)
 
 H, W = 48, 64
 LABELS = 'dog, grass, road, sky'
@@ -346,7 +346,7 @@ def test_output_inside_the_input_or_unwritable_is_refused_before_loading(
 
 def test_integer_image_tensor_is_one_line_naming_it(bags, rn_checkpoint, tmp_path, capsys):
     import torch
-    from lseg_ros.core.checkpoint import read_state_dict
+    from lseg_ros.core.model.checkpoint import read_state_dict
     key = 'scratch.layer4_rn.weight'
     state = {'net.' + k: (v.to(torch.int64) if k == key else v)
              for k, v in read_state_dict(rn_checkpoint).items()}
@@ -364,7 +364,7 @@ def test_integer_image_tensor_is_one_line_naming_it(bags, rn_checkpoint, tmp_pat
 
 def write_bag_with_bad_frame(path):
     """Two good rgb8 frames, one 32FC1 frame, one good frame (sqlite3)."""
-    from lseg_ros.samples import sample_frame
+    from lseg_ros.core.samples import sample_frame
     with bag.BagWriter(path, 'sqlite3') as writer:
         writer.add_topic('/cam/image', bag.IMAGE)
         for i in range(4):
@@ -398,8 +398,8 @@ def test_unsupported_encoding_stops_with_a_clear_error_and_keeps_a_valid_bag(
 
 
 def test_frames_above_the_pixel_limit_are_refused_and_counted(rn_checkpoint, tmp_path, capsys):
-    from lseg_ros.image_codec import encode_compressed
-    from lseg_ros.samples import sample_frame
+    from lseg_ros.formats.image_codec import encode_compressed
+    from lseg_ros.core.samples import sample_frame
     src = tmp_path / 'bomb'
     with bag.BagWriter(src, 'mcap') as writer:
         writer.add_topic('/cam/compressed', bag.COMPRESSED_IMAGE)
@@ -544,7 +544,7 @@ def test_bag_tools_work_without_ros(tmp_path):
         'import sys\n'
         "for name in ('rclpy', 'sensor_msgs', 'std_msgs', 'rosgraph_msgs'):\n"
         '    sys.modules[name] = None\n'
-        'from lseg_ros import bag, sample_bag\n'
+        'from lseg_ros.formats import bag, sample_bag\n'
         'import lseg_ros.cli.segment_bag\n'
         f'sample_bag.write_sample_bag({str(tmp_path / "b")!r}, frames=1, height=8, width=8)\n'
         f'print(len(bag.read_image_frames({str(tmp_path / "b")!r}, {IMAGE_TOPIC!r})))\n')

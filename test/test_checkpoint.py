@@ -8,11 +8,11 @@ import pickle
 import pytest
 import torch
 
-from lseg_ros.core.checkpoint import build_image_encoder, check_tensors, load_weights, \
-    read_state_dict, split_state_dict
 from lseg_ros.core.errors import CheckpointError
-from lseg_ros.core.text_encoder import ClipTextEncoder
-from lseg_ros.core.variants import RN101, VIT_L16
+from lseg_ros.core.model.checkpoint import (build_image_encoder, check_tensors, load_weights,
+                                            read_state_dict, split_state_dict)
+from lseg_ros.core.model.text_encoder import ClipTextEncoder
+from lseg_ros.core.model.variants import RN101, VIT_L16
 
 
 @pytest.mark.parametrize('variant, fixture', [(VIT_L16, 'vit_checkpoint'),

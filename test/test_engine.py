@@ -22,12 +22,13 @@ from onnx import helper, numpy_helper, TensorProto
 import pytest
 from test_engine_fakes import make_fake_trt
 
-from lseg_ros.core.engine import (build_engine, BuildOptions, cache_key, check_metadata,
-                                  choose_precision, complete_shape, engine_identity,
-                                  engine_validity, EngineBuildError, import_tensorrt,
-                                  onnx_sha256, parse_shape, read_metadata, resolve_profiles,
-                                  sidecar_path)
+from lseg_ros.core.backends.artifacts import (cache_key, check_metadata, engine_validity,
+                                              EngineBuildError, import_tensorrt, onnx_sha256,
+                                              read_metadata, sidecar_path)
 from lseg_ros.core.errors import EngineMismatchError
+from lseg_ros.deploy.engine_build import (build_engine, BuildOptions, choose_precision,
+                                          complete_shape, engine_identity, parse_shape,
+                                          resolve_profiles)
 
 ROOT = Path(__file__).resolve().parents[1]
 

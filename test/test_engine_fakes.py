@@ -3,7 +3,7 @@
 """A test double of the few TensorRT Python API calls lseg_ros makes.
 
 This is NOT TensorRT and verifies nothing about TensorRT itself: it lets the tests drive the
-logic of :mod:`lseg_ros.core.engine` and the TensorRT backend (which flags are set, which
+logic of :mod:`lseg_ros.deploy.engine_build` and the TensorRT backend (which flags are set, which
 shapes and addresses are passed, how often, how errors are reported) on machines without
 TensorRT.  Real TensorRT(-RTX) runs are described in docs/benchmarks.md.
 

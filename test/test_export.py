@@ -12,17 +12,17 @@ import onnx
 import pytest
 import torch
 
-from lseg_ros.core.export import (compare_arrays, count_ops, export_image_encoder,
-                                  export_text_encoder, ExportError, fp32_islands,
-                                  image_encoder_module, onnx_graph_precision,
-                                  onnxruntime_session)
+from lseg_ros.core.backends.artifacts import onnx_graph_precision
+from lseg_ros.deploy.export import (compare_arrays, count_ops, export_image_encoder,
+                                    export_text_encoder, ExportError, fp32_islands,
+                                    image_encoder_module, onnxruntime_session)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
 def rn_weights(rn_checkpoint):
-    from lseg_ros.core.checkpoint import load_weights
+    from lseg_ros.core.model.checkpoint import load_weights
     return load_weights(rn_checkpoint)
 
 
@@ -80,7 +80,7 @@ def test_vit_fp16_graph_keeps_layernorm_and_softmax_in_fp32(vit_weights, tmp_pat
 
 
 def test_text_encoder_export_dynamic_batch(rn_weights, tmp_path):
-    from lseg_ros.core.text_encoder import ClipTextEncoder
+    from lseg_ros.core.model.text_encoder import ClipTextEncoder
     path = str(tmp_path / 'text.onnx')
     result = export_text_encoder(rn_weights, path)
     assert result.checks[0]['passed']
@@ -117,7 +117,7 @@ def test_beyond_tolerance_fails_loudly(rn_weights, tmp_path):
 
 
 def test_interrupted_export_leaves_no_file(rn_weights, tmp_path, monkeypatch):
-    from lseg_ros.core import export
+    from lseg_ros.deploy import export
     from lseg_ros.core.interrupts import Terminated
 
     def interrupted(path, *args, **kwargs):

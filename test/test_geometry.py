@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lseg_ros.core import head
 from lseg_ros.core.errors import ImageError
+from lseg_ros.core.model import head
 from lseg_ros.core.pipeline import OutputRequest
 from lseg_ros.core.preprocess import check_rgb, Normalizer, plan_geometry
 

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from lseg_ros.core.errors import ImageError, ImageTooLargeError, UnsupportedEncodingError
-from lseg_ros.image_codec import (declared_size, decode_compressed, decode_image,
-                                  DEFAULT_MAX_INPUT_PIXELS, encode_compressed, source_is_bgr)
-from lseg_ros.launch_args import launch_overrides
+from lseg_ros.formats.image_codec import (declared_size, decode_compressed, decode_image,
+                                          DEFAULT_MAX_INPUT_PIXELS, encode_compressed,
+                                          source_is_bgr)
+from lseg_ros.ros.launch_args import launch_overrides
 
 H, W = 6, 8
 RED, GREEN = (200, 30, 40), (20, 180, 60)
@@ -150,7 +151,7 @@ BOMB_CHECK = '''
 import resource, sys
 import numpy as np
 from lseg_ros.core.errors import ImageTooLargeError
-from lseg_ros.image_codec import decode_compressed, decode_image
+from lseg_ros.formats.image_codec import decode_compressed, decode_image
 kind, path = sys.argv[1], sys.argv[2]
 data = open(path, 'rb').read()
 # the address space may grow by 256 MiB at most from here: any image-sized allocation fails
@@ -224,7 +225,7 @@ def test_declared_sizes_and_limits():
 
 
 def test_image_files_are_checked_before_decoding(tmp_path):
-    from lseg_ros.image_codec import read_image_file
+    from lseg_ros.formats.image_codec import read_image_file
     path = tmp_path / 'bomb.jpg'
     path.write_bytes(jpeg_declaring(30000, 30000))
     with pytest.raises(ImageTooLargeError, match=f'image {path} \\(JPEG\\) declares 30000x30000'):

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from lseg_ros import bag
 from lseg_ros.cli.common import run_main
 from lseg_ros.core.interrupts import deferred, handle_signals, staged_path, Terminated
-from lseg_ros.sample_bag import write_sample_bag
+from lseg_ros.formats import bag
+from lseg_ros.formats.sample_bag import write_sample_bag
 
 
 def leftovers(directory: Path):
@@ -76,7 +76,7 @@ def test_run_main_exit_codes(number, code, name, capsys):
 
 
 def test_interrupted_sample_bag_leaves_nothing(tmp_path, monkeypatch):
-    import lseg_ros.sample_bag as sample_bag
+    import lseg_ros.formats.sample_bag as sample_bag
     old = tmp_path / 'bag'
     write_sample_bag(old, frames=2, height=8, width=8)
     before = bag.describe(old)
@@ -98,7 +98,7 @@ def test_interrupted_sample_bag_leaves_nothing(tmp_path, monkeypatch):
 def test_sigterm_to_make_sample_bag_leaves_no_partial_bag(tmp_path):
     out = tmp_path / 'big'
     process = subprocess.Popen(
-        [sys.executable, '-m', 'lseg_ros.sample_bag', '--output', str(out), '--frames',
+        [sys.executable, '-m', 'lseg_ros.formats.sample_bag', '--output', str(out), '--frames',
          '100000', '--size', '640x480'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from lseg_ros.core.errors import LsegError
-from lseg_ros.core.export import export_image_encoder
-from lseg_ros.core.fidelity import (compare, default_thresholds, json_report, plot_heatmaps,
-                                    run_fidelity, verdict)
-from lseg_ros.core.latency import (BASELINE, build_specs, format_table, measure, parse_sizes,
-                                   percentiles, plot, strict_fp32)
+from lseg_ros.deploy.export import export_image_encoder
+from lseg_ros.deploy.fidelity import (compare, default_thresholds, json_report, plot_heatmaps,
+                                      run_fidelity, verdict)
+from lseg_ros.deploy.latency import (BASELINE, build_specs, format_table, measure, parse_sizes,
+                                     percentiles, plot, strict_fp32)
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -24,7 +24,7 @@ PNG = b'\x89PNG\r\n\x1a\n'
 
 @pytest.fixture(scope='module')
 def rn_weights(rn_checkpoint):
-    from lseg_ros.core.checkpoint import load_weights
+    from lseg_ros.core.model.checkpoint import load_weights
     return load_weights(rn_checkpoint)
 
 

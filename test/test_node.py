@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from lseg_ros.samples import sample_frame
+from lseg_ros.core.samples import sample_frame
 from node_harness import image_msg, NodeProcess, result_infos, RosClient, stamp_of
 
 pytestmark = pytest.mark.ros

@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from lseg_ros.params import PARAMS
+from lseg_ros.ros.params import PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 

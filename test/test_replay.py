@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from lseg_ros import bag
-from lseg_ros.replay import (BagPlayer, clock_qos, entry as lseg_replay, iter_ros_messages,
-                             parse_remaps, publisher_qos)
-from lseg_ros.sample_bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, \
-    write_sample_bag
+from lseg_ros.formats import bag
+from lseg_ros.formats.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC,
+                                         write_sample_bag)
+from lseg_ros.ros.replay import (BagPlayer, clock_qos, entry as lseg_replay, iter_ros_messages,
+                                 parse_remaps, publisher_qos)
 
 pytestmark = pytest.mark.ros
 
@@ -220,7 +220,7 @@ def test_iter_ros_messages_gives_rclpy_messages(sample):
 def test_bag_replayed_through_the_node_with_sim_time(sample, rn_checkpoint, compressed):
     """ros2 bag play --clock + use_sim_time + input_qos reliable: masks carry the bag stamps."""
     node_harness = pytest.importorskip('node_harness')
-    pytest.importorskip('lseg_ros.node')
+    pytest.importorskip('lseg_ros.ros.node')
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image

@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lseg_ros import dds_profile
-from lseg_ros.launch_args import launch_overrides
+from lseg_ros.ros import dds_profile
+from lseg_ros.ros.launch_args import launch_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_launch_arguments_are_typed_and_empty_keeps_the_file_value():
         launch_overrides({'compressed_input': 'maybe'})
 
 
-@pytest.mark.parametrize('command', [['lseg_ros.node'], ['lseg_ros.bench'],
+@pytest.mark.parametrize('command', [['lseg_ros.ros.node'], ['lseg_ros.ros.bench'],
                                      ['lseg_ros.cli.segment']])
 def test_help_answers_without_torch_or_ros(command):
     code = ('import runpy, sys; sys.argv = ["x", "--help"]\n'
@@ -95,7 +95,7 @@ def test_env_sh_puts_the_venv_ros_packages_on_the_ament_prefix_path():
 @pytest.mark.ros
 def test_bench_without_masks_is_an_error_with_a_hint(tmp_path):
     """No node on the topic: exit 1, a hint about QoS and the DDS profile, no NaN table."""
-    from lseg_ros import bench
+    from lseg_ros.ros import bench
     report = tmp_path / 'b.json'
     start = time.monotonic()
     code = bench.main(['--image-topic', '/nobody/listens', '--timeout', '3', '--rates', '5',
@@ -109,7 +109,7 @@ def test_bench_without_masks_is_an_error_with_a_hint(tmp_path):
 
 
 def test_check_phases_names_each_phase_without_masks():
-    from lseg_ros.bench import check_phases
+    from lseg_ros.ros.bench import check_phases
     phases = [{'rate_hz': 30.0, 'published': 240, 'masks': 0},
               {'rate_hz': 'peak', 'published': 10, 'masks': 10}]
     errors = check_phases(phases, '/lseg', '/camera/image_raw')

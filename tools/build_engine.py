@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def shape_dict(specs, kind):
     """Turn repeated ``[name:]shape`` options into ``{name or '': spec}``."""
-    from lseg_ros.core.engine import EngineBuildError, parse_shape
+    from lseg_ros.core.backends.artifacts import EngineBuildError
+    from lseg_ros.deploy.engine_build import parse_shape
 
     shapes = {}
     for spec in specs:
@@ -78,8 +79,8 @@ def shape_dict(specs, kind):
 
 def main(args: argparse.Namespace) -> int:
     """Build the engine."""
-    from lseg_ros.core.engine import (build_engine, BuildOptions, engine_validity,
-                                      import_tensorrt, is_rtx)
+    from lseg_ros.core.backends.artifacts import engine_validity, import_tensorrt, is_rtx
+    from lseg_ros.deploy.engine_build import build_engine, BuildOptions
 
     options = BuildOptions(
         precision=args.precision, tf32=args.tf32,

@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run the export."""
-    from lseg_ros.core.checkpoint import load_weights
-    from lseg_ros.core.export import (ExportError, export_image_encoder, export_text_encoder,
-                                      parse_size)
+    from lseg_ros.core.model.checkpoint import load_weights
+    from lseg_ros.deploy.export import (ExportError, export_image_encoder, export_text_encoder,
+                                        parse_size)
     from lseg_ros.core.interrupts import write_text
 
     if args.text and (args.fp16 or args.fixed or args.trace_size or args.check_size):

@@ -64,10 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     """Run the comparison."""
     from lseg_ros.cli.segment import read_rgb
-    from lseg_ros.core.checkpoint import load_weights
-    from lseg_ros.core.fidelity import DEFAULT_LABELS, json_report, plot_heatmaps, \
+    from lseg_ros.core.model.checkpoint import load_weights
+    from lseg_ros.deploy.fidelity import DEFAULT_LABELS, json_report, plot_heatmaps, \
         run_fidelity
-    from lseg_ros.core.latency import parse_sizes, write_json
+    from lseg_ros.deploy.latency import parse_sizes, write_json
 
     sizes = parse_sizes(args.sizes)
     images = [read_rgb(path) for path in args.image] or None

@@ -9,7 +9,7 @@ backend's GPU default: fp16, CUDA graphs, channels-last, cuDNN benchmark); on th
 torch-fp32-eager.
 Add ONNX Runtime with --onnx FILE and TensorRT with --engine FILE (both repeatable).
 Same input, same transfer accounting (input already on the device, output left there) and
-the same timer for every row; see lseg_ros/core/latency.py for the method.
+the same timer for every row; see lseg_ros/deploy/latency.py for the method.
 
 Example:
   tools/latency.py --checkpoint demo_e200.ckpt --sizes 384x384,480x640,1024x1024 \
@@ -52,10 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark."""
     from lseg_ros.core.backends import resolve_device
-    from lseg_ros.core.checkpoint import load_weights
+    from lseg_ros.core.model.checkpoint import load_weights
     from lseg_ros.core.errors import LsegError
     from lseg_ros.core.interrupts import write_text
-    from lseg_ros.core.latency import build_specs, format_table, measure, parse_sizes, plot, \
+    from lseg_ros.deploy.latency import build_specs, format_table, measure, parse_sizes, plot, \
         write_json
 
     if args.warmup < 1 or args.iterations < 1:

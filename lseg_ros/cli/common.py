@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from lseg_ros.core.errors import LsegError
 from lseg_ros.core.interrupts import exit_code, handle_signals, signal_name
 from lseg_ros.core.options import BACKENDS, DEFAULT_INPUT_SIZE, PRECISIONS
-from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS
+from lseg_ros.formats.image_codec import DEFAULT_MAX_INPUT_PIXELS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=True) -> None:

@@ -18,7 +18,7 @@ from lseg_ros.cli.common import (add_max_pixels_argument, add_model_arguments, c
                                  run_main)
 from lseg_ros.core.errors import ImageError
 from lseg_ros.core.interrupts import staged_path
-from lseg_ros.image_codec import DEFAULT_MAX_INPUT_PIXELS, read_image_file
+from lseg_ros.formats.image_codec import DEFAULT_MAX_INPUT_PIXELS, read_image_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def read_rgb(path: str, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarra
     """Read an image file as RGB uint8 (8-bit conversion for 16-bit files).
 
     The size in the file's header is checked against ``max_pixels`` (0: no limit) before
-    the image is decoded (:func:`lseg_ros.image_codec.read_image_file`).
+    the image is decoded (:func:`lseg_ros.formats.image_codec.read_image_file`).
     """
     if not os.path.isfile(path):
         raise ImageError(f'image not found: {path}')

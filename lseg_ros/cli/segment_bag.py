@@ -38,11 +38,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lseg_ros import bag
 from lseg_ros.cli.common import add_max_pixels_argument, add_model_arguments, run_main
 from lseg_ros.core.errors import ImageError, ImageTooLargeError, LsegError
 from lseg_ros.core.interrupts import deferred, signal_name
-from lseg_ros.image_codec import confidence_to_mono8, DEFAULT_MAX_INPUT_PIXELS, mask_encoding
+from lseg_ros.formats import bag
+from lseg_ros.formats.image_codec import (confidence_to_mono8, DEFAULT_MAX_INPUT_PIXELS,
+                                          mask_encoding)
 
 LOG = logging.getLogger('segment_bag')
 

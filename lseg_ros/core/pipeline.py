@@ -17,16 +17,17 @@ import numpy as np
 import torch
 
 from lseg_ros.core.backends import create_backend, resolve_device
-from lseg_ros.core.checkpoint import load_weights, LsegWeights
 from lseg_ros.core.errors import LabelError, NonFiniteOutputError
-from lseg_ros.core.head import logits_at_input, normalize_features, reduce_logits, text_weights
 from lseg_ros.core.labels import parse_labels
+from lseg_ros.core.model.checkpoint import load_weights, LsegWeights
+from lseg_ros.core.model.head import (logits_at_input, normalize_features, reduce_logits,
+                                      text_weights)
+from lseg_ros.core.model.text_encoder import ClipTextEncoder
+from lseg_ros.core.model.variants import Variant
 from lseg_ros.core.options import DEFAULT_INPUT_SIZE
 from lseg_ros.core.overlay import blend, palette
 from lseg_ros.core.preprocess import check_rgb, Geometry, Normalizer, plan_geometry
-from lseg_ros.core.text_encoder import ClipTextEncoder
 from lseg_ros.core.timing import StageTimer
-from lseg_ros.core.variants import Variant
 
 LOG = logging.getLogger(__name__)
 

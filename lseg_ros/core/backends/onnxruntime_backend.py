@@ -48,7 +48,7 @@ class OnnxRuntimeBackend(EncoderBackend):
         except ImportError as error:
             raise BackendError(f'onnxruntime is not installed ({error}): pip install '
                                'onnxruntime (CPU) or onnxruntime-gpu') from None
-        from lseg_ros.core.export import onnx_graph_precision
+        from lseg_ros.core.backends.artifacts import onnx_graph_precision
 
         device = torch.device(device)
         graph_precision = onnx_graph_precision(onnx)

@@ -26,11 +26,11 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
+from lseg_ros.core.backends.artifacts import (check_metadata, engine_validity, EngineBuildError,
+                                              gpu_identity, import_tensorrt, is_rtx, make_logger,
+                                              module_name, onnx_sha256, read_metadata,
+                                              tensorrt_modules_installed)
 from lseg_ros.core.backends.base import EncoderBackend
-from lseg_ros.core.engine import (check_metadata, engine_validity, EngineBuildError,
-                                  gpu_identity, import_tensorrt, is_rtx, make_logger,
-                                  module_name, onnx_sha256, read_metadata,
-                                  tensorrt_modules_installed)
 from lseg_ros.core.errors import BackendError, EngineMismatchError
 
 LOG = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 """PyTorch backend: eager fp32 on the CPU; on a GPU fp32 or fp16, eager, CUDA graphs or compiled.
 
 On a GPU the fast path is fp16 weights and activations with LayerNorm kept in float32
-(:func:`lseg_ros.core.export.keep_layernorm_fp32`; timm's fused attention already
+(:func:`lseg_ros.deploy.export.keep_layernorm_fp32`; timm's fused attention already
 accumulates its softmax in float32), replayed from one CUDA graph per input shape: the
 eager model is captured with ``torch.cuda.CUDAGraph`` into static input/output buffers
 (after a warm-up on a side stream), so a frame costs one graph launch instead of hundreds
@@ -21,8 +21,8 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from lseg_ros.core.backends.base import EncoderBackend
-from lseg_ros.core.checkpoint import build_image_encoder
 from lseg_ros.core.errors import BackendError
+from lseg_ros.core.model.checkpoint import build_image_encoder
 
 LOG = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class TorchBackend(EncoderBackend):
         super().__init__(device, precision)
         self.dtype = torch.float16 if precision == 'fp16' else torch.float32
         if precision == 'fp16':
-            from lseg_ros.core.export import half_encoder
+            from lseg_ros.core.model.precision import half_encoder
             self.model = half_encoder(weights, device)
         else:
             self.model = build_image_encoder(weights, device)

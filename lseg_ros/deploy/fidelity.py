@@ -26,11 +26,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from lseg_ros.core.backends.base import create_backend, resolve_device
+from lseg_ros.core.backends.base import resolve_device
+from lseg_ros.core.backends.factory import create_backend
 from lseg_ros.core.errors import LsegError
-from lseg_ros.core.head import logits_at_input, text_weights
 from lseg_ros.core.interrupts import staged_path
-from lseg_ros.core.latency import environment, strict_fp32
+from lseg_ros.core.model.head import logits_at_input, text_weights
+from lseg_ros.deploy.latency import environment, strict_fp32
 
 LOG = logging.getLogger(__name__)
 
@@ -162,13 +163,13 @@ def run_fidelity(weights, backend: str = 'torch', precision: str = 'fp16',
     holds the 1-cos maps for :func:`plot_heatmaps`.
     """
     from lseg_ros.core.labels import parse_labels
-    from lseg_ros.core.text_encoder import ClipTextEncoder
+    from lseg_ros.core.model.text_encoder import ClipTextEncoder
 
     device = resolve_device(device)
     reference_device = resolve_device(reference_device or device)
     variant = weights.variant
     if images is None:
-        from lseg_ros.samples import sample_frame
+        from lseg_ros.core.samples import sample_frame
         images = [sample_frame(5, 480, 640)]
     label_list = parse_labels(labels)
     text = ClipTextEncoder(weights.text, device='cpu').encode(label_list)

@@ -4,7 +4,7 @@
 
 from typing import Dict
 
-from lseg_ros.params import BY_NAME
+from lseg_ros.ros.params import BY_NAME
 
 #: Node parameters that are also launch arguments; an empty argument keeps the parameters
 #: file's value, a given one is converted to the parameter's type.

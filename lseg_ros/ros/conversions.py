@@ -9,8 +9,8 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
 
-from lseg_ros.image_codec import (decode_compressed, decode_image, DEFAULT_MAX_INPUT_PIXELS,
-                                  image_fields, source_is_bgr)
+from lseg_ros.formats.image_codec import (decode_compressed, decode_image,
+                                          DEFAULT_MAX_INPUT_PIXELS, image_fields, source_is_bgr)
 
 
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:

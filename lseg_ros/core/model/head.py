@@ -22,9 +22,9 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from lseg_ros.core.decoder import upsample2x
+from lseg_ros.core.model.decoder import upsample2x
+from lseg_ros.core.model.variants import LOGIT_SCALE
 from lseg_ros.core.preprocess import Geometry
-from lseg_ros.core.variants import LOGIT_SCALE
 
 #: Upper bound of elements of one chunk of resized logits.
 CHUNK_ELEMENTS = 1 << 24

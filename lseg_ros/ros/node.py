@@ -36,15 +36,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, Header, String
 
-from lseg_ros.conversions import (embeddings_msg, image_to_rgb, is_bgr, label_info_msg,
-                                  labels_json, scaled_camera_info, to_image_msg)
 from lseg_ros.core.errors import ImageError, LabelError, LsegError
 from lseg_ros.core.labels import parse_labels
-from lseg_ros.dds_profile import profile_in_effect
-from lseg_ros.frame_slot import LatestSlot, RollingStats
-from lseg_ros.image_codec import confidence_to_mono8, mask_encoding
-from lseg_ros.params import PARAMS
-from lseg_ros.qos import CAMERA_INFO_QOS, input_qos, LATCHED_QOS, OUTPUT_QOS
+from lseg_ros.formats.image_codec import confidence_to_mono8, mask_encoding
+from lseg_ros.ros.conversions import (embeddings_msg, image_to_rgb, is_bgr, label_info_msg,
+                                      labels_json, scaled_camera_info, to_image_msg)
+from lseg_ros.ros.dds_profile import profile_in_effect
+from lseg_ros.ros.frame_slot import LatestSlot, RollingStats
+from lseg_ros.ros.params import PARAMS
+from lseg_ros.ros.qos import CAMERA_INFO_QOS, input_qos, LATCHED_QOS, OUTPUT_QOS
 
 NODE_NAME = 'lseg'
 WARN_PERIOD_S = 5.0
@@ -59,7 +59,7 @@ CPU_GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def descriptor(param) -> ParameterDescriptor:
-    """Return the ParameterDescriptor of a :class:`~lseg_ros.params.Param`."""
+    """Return the ParameterDescriptor of a :class:`~lseg_ros.ros.params.Param`."""
     text = param.description
     if param.choices:
         text += f' One of: {", ".join(param.choices)}.'

@@ -17,8 +17,8 @@ from torch import nn
 import torch.nn.functional as F
 import torchvision
 
-from lseg_ros.core.decoder import Scratch
-from lseg_ros.core.variants import Variant
+from lseg_ros.core.model.decoder import Scratch
+from lseg_ros.core.model.variants import Variant
 
 VIT_DIM = 1024
 VIT_DEPTH = 24

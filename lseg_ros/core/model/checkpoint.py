@@ -11,7 +11,7 @@ tensor-rebuild functions and plain containers and turns every other global into 
 placeholder: nothing is imported from the file's references and no code is executed.
 
 Checking: the bare keys (``net.`` removed) must be exactly the official key set of the
-detected variant with the official shapes (manifests shipped in ``core/manifests``);
+detected variant with the official shapes (manifests shipped in ``core/model/manifests``);
 otherwise :class:`CheckpointError` names every missing, unexpected and mis-shaped key.
 Then every tensor the encoders use must have a floating-point dtype where the manifest has
 one (an integer or boolean tensor there would be cast silently into garbage) and only
@@ -28,7 +28,7 @@ from typing import Dict, List, Mapping
 import torch
 
 from lseg_ros.core.errors import CheckpointError
-from lseg_ros.core.variants import detect_variant, LIGHTNING_PREFIX, Variant
+from lseg_ros.core.model.variants import detect_variant, LIGHTNING_PREFIX, Variant
 
 LOG = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def build_image_encoder(weights: LsegWeights, device='cpu', dtype=torch.float32)
     The module is created on the meta device and the checkpoint tensors are assigned,
     so no time is spent on a random initialisation that would be overwritten.
     """
-    from lseg_ros.core.image_encoder import LsegImageEncoder
+    from lseg_ros.core.model.image_encoder import LsegImageEncoder
 
     with torch.device('meta'):
         encoder = LsegImageEncoder(weights.variant)

@@ -12,7 +12,7 @@ import argparse
 import array
 import sys
 
-from lseg_ros.params import QOS_CHOICES
+from lseg_ros.ros.params import QOS_CHOICES
 
 
 def main(argv=None) -> int:
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from sensor_msgs.msg import Image
-    from lseg_ros.qos import input_qos, OUTPUT_QOS
+    from lseg_ros.ros.qos import input_qos, OUTPUT_QOS
 
     rclpy.init()
     node = rclpy.create_node(args.name)

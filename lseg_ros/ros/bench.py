@@ -17,7 +17,7 @@ which gives the highest rate the node sustains without queueing.  Results are pr
 table and written as JSON with the hardware and software versions.
 
 ``--transport-baseline`` first runs the same phases against an echo node with no model
-(:mod:`lseg_ros.transport_echo`: same QoS, a mask-sized answer per frame), so the table shows
+(:mod:`lseg_ros.ros.transport_echo`: same QoS, a mask-sized answer per frame), so the table shows
 what the transport costs and what the node adds.  ``--pipeline-reference`` measures
 ``LsegPipeline.segment`` on the same frames in the bench's own process (the rate a node
 could reach with a free transport).  The bench, the spawned node and the echo node use the
@@ -39,9 +39,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from lseg_ros.dds_profile import add_profile_argument, apply_profile
-from lseg_ros.frame_slot import percentiles
-from lseg_ros.node_process import start_node, start_process, stop_node
+from lseg_ros.ros.dds_profile import add_profile_argument, apply_profile
+from lseg_ros.ros.frame_slot import percentiles
+from lseg_ros.ros.node_process import start_node, start_process, stop_node
 
 DEFAULT_RATES = '2,5,peak'
 #: The launch file's (and the README's) camera topic.
@@ -57,7 +57,7 @@ NO_MASK_HINT = (
 def load_frames(source: str, width: int, height: int, count: int, topic: Optional[str]):
     """Return a list of RGB frames from ``synthetic``, an image folder or a bag."""
     if source == 'synthetic':
-        from lseg_ros.samples import sample_frames
+        from lseg_ros.core.samples import sample_frames
         return list(sample_frames(count, height, width))
     path = Path(source)
     if path.is_dir() and not (path / 'metadata.yaml').exists() and not list(path.glob('*.mcap')):
@@ -68,7 +68,7 @@ def load_frames(source: str, width: int, height: int, count: int, topic: Optiona
         if not frames:
             raise SystemExit(f'bench: error: no images in {source}')
         return frames
-    from lseg_ros.bag import read_image_frames
+    from lseg_ros.formats.bag import read_image_frames
     return read_image_frames(str(path), topic, count)
 
 
@@ -178,7 +178,7 @@ def find_node_pid() -> Optional[int]:
     import psutil
     for proc in psutil.process_iter(['pid', 'cmdline']):
         cmd = proc.info['cmdline'] or []
-        if any(part.endswith('lseg_node') or part == 'lseg_ros.node' for part in cmd[:3]):
+        if any(part.endswith('lseg_node') or part == 'lseg_ros.ros.node' for part in cmd[:3]):
             return proc.info['pid']
     return None
 
@@ -281,7 +281,7 @@ def spawn_node(args, name: str, image_topic: str, log_path: str) -> subprocess.P
 
 def spawn_echo(args, name: str, image_topic: str, log_path: str) -> subprocess.Popen:
     """Start the transport echo node (no model) with the node's input QoS."""
-    command = [sys.executable, '-m', 'lseg_ros.transport_echo', '--name', name,
+    command = [sys.executable, '-m', 'lseg_ros.ros.transport_echo', '--name', name,
                '--image-topic', image_topic, '--input-qos', args.input_qos]
     return start_process(command, log_path, args.dds_profile)
 
@@ -437,7 +437,7 @@ def main(argv=None) -> int:
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from lseg_ros.conversions import to_image_msg
+    from lseg_ros.ros.conversions import to_image_msg
     from std_msgs.msg import Header
 
     rclpy.init()

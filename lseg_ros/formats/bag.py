@@ -8,7 +8,7 @@ where no ROS 2 installation (and no rosbag2) is present:
 * :class:`BagReader` opens a bag directory (``metadata.yaml`` + storage files) or a single
   ``.db3`` / ``.mcap`` file, lists its topics, yields raw messages in bag-time order and
   decodes ``sensor_msgs/msg/Image`` and ``sensor_msgs/msg/CompressedImage`` messages to RGB
-  (:meth:`BagReader.frames`) with :mod:`lseg_ros.image_codec`.
+  (:meth:`BagReader.frames`) with :mod:`lseg_ros.formats.image_codec`.
 * :class:`BagWriter` writes a bag with the message definitions and type hashes registered
   (rosbag2 metadata version 8, QoS profiles recorded), so ``ros2 bag info`` and
   ``ros2 bag play`` read it; it is closed properly on errors too, so what was written before
@@ -38,8 +38,9 @@ import numpy as np
 
 from lseg_ros.core.errors import ImageError, LsegError
 from lseg_ros.core.interrupts import deferred
-from lseg_ros.image_codec import (decode_compressed, decode_image, DEFAULT_MAX_INPUT_PIXELS,
-                                  image_fields, source_is_bgr as codec_source_is_bgr)
+from lseg_ros.formats.image_codec import (decode_compressed, decode_image,
+                                          DEFAULT_MAX_INPUT_PIXELS, image_fields,
+                                          source_is_bgr as codec_source_is_bgr)
 
 LOG = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Dict
 import numpy as np
 import torch
 
-from lseg_ros.core.variants import LIGHTNING_PREFIX, Variant
+from lseg_ros.core.model.variants import LIGHTNING_PREFIX, Variant
 
 _EMBEDDINGS = ('pos_embed', 'cls_token', 'positional_embedding', 'class_embedding')
 
@@ -59,7 +59,7 @@ def cached_reference_checkpoint(variant: Variant) -> str:
     Kept in ``$LSEG_ROS_CACHE/reference`` (default ``~/.cache/lseg_ros``), named by a hash of
     the manifest and of this module, so a change of either makes a new one.
     """
-    from lseg_ros.core.variants import MANIFEST_DIR
+    from lseg_ros.core.model.variants import MANIFEST_DIR
     from lseg_ros.core.cache import cache_dir
     digest = hashlib.sha256((MANIFEST_DIR / variant.manifest_file).read_bytes()
                             + Path(__file__).read_bytes()).hexdigest()[:12]

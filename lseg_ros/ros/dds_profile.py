@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Dict, MutableMapping, Optional
 
-from lseg_ros.share import installed_config
+from lseg_ros.ros.share import installed_config
 
 PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 #: Distributions whose Fast DDS (2.x) reads FASTRTPS_DEFAULT_PROFILES_FILE only.

@@ -28,9 +28,9 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from lseg_ros import bag
 from lseg_ros.core.errors import LsegError
-from lseg_ros.dds_profile import add_profile_argument, apply_profile
+from lseg_ros.formats import bag
+from lseg_ros.ros.dds_profile import add_profile_argument, apply_profile
 
 LOG = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
-from lseg_ros.dds_profile import DEFAULT, profile_environment
-from lseg_ros.share import installed_config
+from lseg_ros.ros.dds_profile import DEFAULT, profile_environment
+from lseg_ros.ros.share import installed_config
 
 
 def default_params_file() -> str:
@@ -28,7 +28,7 @@ def node_command(params: Dict[str, object], remaps: Optional[Dict[str, str]] = N
                  params_file: Optional[str] = None) -> List[str]:
     """Return the command line: ``lseg_node --ros-args --params-file … -p … -r …``."""
     exe = shutil.which('lseg_node')
-    cmd = [exe] if exe else [sys.executable, '-m', 'lseg_ros.node']
+    cmd = [exe] if exe else [sys.executable, '-m', 'lseg_ros.ros.node']
     cmd += ['--ros-args', '-r', f'__node:={name}', '--params-file',
             params_file or default_params_file()]
     if namespace:

@@ -4,7 +4,7 @@
 
 from pathlib import Path
 
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def installed_config(name: str) -> str:

@@ -21,14 +21,14 @@ import time
 import numpy as np
 
 from lseg_ros.cli.segment import write_image
-from lseg_ros.core.synthetic import cached_reference_checkpoint
-from lseg_ros.core.variants import VIT_L16
-from lseg_ros.dds_profile import add_profile_argument, apply_profile
-from lseg_ros.frame_slot import percentiles
-from lseg_ros.node_process import start_node, stop_node
-from lseg_ros.samples import sample_frames, SAMPLE_LABELS
+from lseg_ros.core.model.synthetic import cached_reference_checkpoint
+from lseg_ros.core.model.variants import VIT_L16
+from lseg_ros.core.samples import sample_frames, SAMPLE_LABELS
+from lseg_ros.ros.dds_profile import add_profile_argument, apply_profile
+from lseg_ros.ros.frame_slot import percentiles
+from lseg_ros.ros.node_process import start_node, stop_node
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAINED = ROOT / 'models' / 'demo_e200.ckpt'
 BANNER = '!' * 78
 CAMERA = '/demo/camera/image_raw'
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header, String
     from diagnostic_msgs.msg import DiagnosticArray
-    from lseg_ros.conversions import to_image_msg
+    from lseg_ros.ros.conversions import to_image_msg
 
     proc = start_node({'checkpoint': checkpoint, 'labels': SAMPLE_LABELS,
                        'input_size': args.size, 'device': args.device},

@@ -21,8 +21,6 @@
 from dataclasses import asdict, dataclass, field
 import datetime
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -31,170 +29,23 @@ import re
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from lseg_ros.core.errors import EngineMismatchError, LsegError
+from lseg_ros.core.backends.artifacts import (cache_key, EngineBuildError, enum_name, file_sha256,
+                                              gpu_identity, import_tensorrt, is_rtx, make_logger,
+                                              METADATA_FORMAT, module_name, onnx_sha256,
+                                              read_metadata, shorten, sidecar_path)
+from lseg_ros.core.errors import EngineMismatchError
 from lseg_ros.core.interrupts import staged_path, write_text
 
 LOG = logging.getLogger(__name__)
 
-#: Python modules that provide the TensorRT API, in the order they are tried.
-TRT_MODULES = ('tensorrt', 'tensorrt_rtx')
-#: Environment variable that selects the module (``tensorrt`` or ``tensorrt_rtx``).
-TRT_MODULE_ENV = 'LSEG_TRT_MODULE'
-METADATA_FORMAT = 1
-SIDECAR_SUFFIX = '.json'
 #: Multiple of which image heights and widths must be (see preprocess.MULTIPLE).
 IMAGE_MULTIPLE = 32
 
 
-class EngineBuildError(LsegError):
-    """An engine could not be built (bad ONNX, bad shapes, builder failure)."""
-
-
 # ---------------------------------------------------------------------------- the module
-def tensorrt_modules_installed() -> List[str]:
-    """Names of the TensorRT Python modules that can be imported here (not imported)."""
-    found = []
-    for name in TRT_MODULES:
-        try:
-            if importlib.util.find_spec(name) is not None:
-                found.append(name)
-        except (ImportError, ValueError):
-            pass
-    return found
-
-
-def import_tensorrt(module: Optional[str] = None):
-    """Import and return the TensorRT module (``tensorrt`` or ``tensorrt_rtx``).
-
-    ``module`` (or ``$LSEG_TRT_MODULE``) names one; otherwise ``tensorrt`` is preferred.
-    """
-    wanted = module or os.environ.get(TRT_MODULE_ENV) or None
-    if wanted and wanted not in TRT_MODULES:
-        raise EngineBuildError(f'unknown TensorRT module {wanted!r}; use one of '
-                               f'{", ".join(TRT_MODULES)}')
-    order = [wanted] if wanted else list(TRT_MODULES)
-    errors = []
-    for name in order:
-        try:
-            return importlib.import_module(name)
-        except ImportError as error:
-            errors.append(f'{name}: {error}')
-    raise EngineBuildError('TensorRT is not installed (' + '; '.join(errors) + '): install '
-                           'TensorRT >= 10 (JetPack 6 ships 10.3; pip install tensorrt) or '
-                           'TensorRT-RTX (pip install tensorrt-rtx)')
-
-
-def module_name(trt) -> str:
-    """``tensorrt`` or ``tensorrt_rtx`` for an imported module (or a test double)."""
-    return getattr(trt, '__name__', 'tensorrt').split('.')[0]
-
-
-def is_rtx(trt) -> bool:
-    """Whether ``trt`` is TensorRT-RTX (it has compute-capability targets)."""
-    return 'rtx' in module_name(trt) or hasattr(trt, 'ComputeCapability')
-
-
-def make_logger(trt, level: str = 'warning'):
-    """Return a TensorRT logger that forwards to :mod:`logging` and keeps the errors."""
-    severity = trt.ILogger.Severity if hasattr(trt.ILogger, 'Severity') else trt.Logger
-
-    class _Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: List[str] = []
-            self.minimum = {'verbose': 4, 'info': 3, 'warning': 2, 'error': 1}[level]
-
-        def log(self, sev, message):
-            rank = _severity_rank(severity, sev)
-            if rank <= 1:
-                self.errors.append(str(message))
-            if rank <= self.minimum:
-                LOG.log({0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING,
-                         3: logging.INFO}.get(rank, logging.DEBUG), 'TensorRT: %s', message)
-
-    return _Logger()
-
-
-def _severity_rank(severity, sev) -> int:
-    order = ('INTERNAL_ERROR', 'ERROR', 'WARNING', 'INFO', 'VERBOSE')
-    for rank, name in enumerate(order):
-        if hasattr(severity, name) and sev == getattr(severity, name):
-            return rank
-    return 4
 
 
 # ---------------------------------------------------------------------------- identity
-def file_sha256(path: str, chunk: int = 1 << 24) -> str:
-    """Return the sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def onnx_external_files(path: str) -> List[str]:
-    """Return the external-data files an ONNX model references (absolute, sorted)."""
-    import onnx
-
-    model = onnx.load(os.fspath(path), load_external_data=False)
-    base = os.path.dirname(os.path.abspath(path))
-    files = set()
-    for init in model.graph.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            for entry in init.external_data:
-                if entry.key == 'location':
-                    files.add(os.path.join(base, entry.value))
-    return sorted(files)
-
-
-def onnx_sha256(path: str) -> str:
-    """sha256 of an ONNX model including its external-data files (in a fixed order)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise EngineBuildError(f'ONNX file not found: {path}')
-    files = [path] + onnx_external_files(path)
-    if len(files) == 1:
-        return file_sha256(path)
-    digest = hashlib.sha256()
-    for name in files:
-        if not os.path.isfile(name):
-            raise EngineBuildError(f'{path} references external data {name}, which is missing')
-        digest.update(file_sha256(name).encode())
-    return digest.hexdigest()
-
-
-def gpu_identity(device: int = 0) -> Optional[Dict[str, str]]:
-    """Name, compute capability and driver of the CUDA GPU, or None without a GPU."""
-    try:
-        import torch
-        if not torch.cuda.is_available():
-            return None
-        major, minor = torch.cuda.get_device_capability(device)
-        info = {'name': torch.cuda.get_device_name(device),
-                'compute_capability': f'{major}.{minor}'}
-    except Exception:  # noqa: B902 - no usable CUDA
-        return None
-    driver = nvidia_driver_version()
-    if driver:
-        info['driver'] = driver
-    return info
-
-
-def nvidia_driver_version() -> Optional[str]:
-    """Return the NVIDIA driver version (``nvidia-smi``), or None."""
-    import shutil
-    import subprocess
-
-    if shutil.which('nvidia-smi') is None:
-        return None
-    try:
-        out = subprocess.run(['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'],
-                             capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = out.stdout.strip().splitlines()
-    return lines[0].strip() if out.returncode == 0 and lines else None
 
 
 # ------------------------------------------------------------------------------ options
@@ -359,54 +210,6 @@ def choose_precision(requested: str, graph_precision: str, trt) -> Tuple[str, bo
 
 
 # ------------------------------------------------------------------------------ metadata
-def sidecar_path(engine: str) -> str:
-    """Return the metadata file of ``engine`` (``<engine>.json``)."""
-    return os.fspath(engine) + SIDECAR_SUFFIX
-
-
-def cache_key(identity: Dict) -> str:
-    """sha256 of the canonical JSON of an engine identity."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(',', ':'))
-                          .encode()).hexdigest()
-
-
-def engine_identity(onnx_sha: str, trt, gpu: Optional[Dict], precision: str,
-                    strongly_typed: bool, profiles: Dict, options: BuildOptions) -> Dict:
-    """Everything that determines an engine plan, as a JSON-friendly dict."""
-    rtx = is_rtx(trt)
-    targets = [str(c).upper() for c in options.compute_capabilities] if rtx else []
-    uses_gpu = not rtx or 'CURRENT' in targets
-    return {
-        'onnx_sha256': onnx_sha,
-        'trt_module': module_name(trt),
-        'trt_version': str(getattr(trt, '__version__', 'unknown')),
-        'gpu': ({k: gpu[k] for k in ('name', 'compute_capability')} if gpu and uses_gpu
-                else None),
-        'rtx_targets': (targets or ['default']) if rtx else None,
-        'precision': precision,
-        'strongly_typed': bool(strongly_typed),
-        'tf32': bool(options.tf32 and precision == 'fp32'),
-        'profiles': profiles,
-        'workspace_mib': options.workspace_mib,
-        'optimization_level': options.optimization_level,
-    }
-
-
-def read_metadata(engine: str) -> Dict:
-    """Read the sidecar of ``engine``; raises :class:`EngineMismatchError` if absent/bad."""
-    path = sidecar_path(engine)
-    if not os.path.isfile(path):
-        raise EngineMismatchError(
-            f'engine {engine} has no metadata file {path}: it was not built by build_engine. '
-            'Rebuild it: tools/build_engine.py --onnx MODEL.onnx --output ' + os.fspath(engine))
-    try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise EngineMismatchError(f'cannot read engine metadata {path}: {error}') from None
-    if not isinstance(data, dict) or 'identity' not in data or 'cache_key' not in data:
-        raise EngineMismatchError(f'{path} is not an lseg_ros engine metadata file')
-    return data
 
 
 def write_json_atomic(path: str, data: Dict) -> None:
@@ -437,20 +240,11 @@ def describe_identity_change(engine: str, identity: Dict) -> str:
     except EngineMismatchError as error:
         return str(error)
     changed = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
-    return ', '.join(f'{k}: {_short(old.get(k))} -> {_short(identity.get(k))}'
+    return ', '.join(f'{k}: {shorten(old.get(k))} -> {shorten(identity.get(k))}'
                      for k in changed) or 'identical identity'
 
 
-def _short(value):
-    text = repr(value)
-    return text if len(text) < 80 else text[:77] + '...'
-
-
 # ---------------------------------------------------------------------------------- build
-def enum_name(value) -> str:
-    """Return the member name of a TensorRT (pybind11) or Python enum value."""
-    name = getattr(value, 'name', None)
-    return name if isinstance(name, str) else str(value).split('.')[-1]
 
 
 def parser_errors(parser) -> List[str]:
@@ -496,7 +290,7 @@ def build_engine(onnx: str, engine: str, options: Optional[BuildOptions] = None,
     ``trt``: an imported TensorRT module (default: :func:`import_tensorrt` of ``module``).
     Returns a :class:`BuildResult`; raises :class:`EngineBuildError` on failure.
     """
-    from lseg_ros.core.export import onnx_graph_precision
+    from lseg_ros.core.backends.artifacts import onnx_graph_precision
 
     options = options or BuildOptions()
     onnx = os.fspath(onnx)
@@ -646,58 +440,30 @@ def _save_timing_cache(config, path: str) -> None:
 
 
 # ----------------------------------------------------------------------- load-time checks
-def check_metadata(metadata: Dict, trt, gpu: Optional[Dict], precision: Optional[str] = None,
-                   onnx_sha: Optional[str] = None) -> List[str]:
-    """Return the reasons an engine with ``metadata`` cannot run here (empty = compatible)."""
-    identity = metadata.get('identity', {})
-    problems = []
-    if identity.get('trt_module') != module_name(trt):
-        problems.append(f'built with {identity.get("trt_module")}, loading with '
-                        f'{module_name(trt)}')
-    version = str(getattr(trt, '__version__', 'unknown'))
-    if identity.get('trt_version') != version:
-        problems.append(f'built with TensorRT {identity.get("trt_version")}, this is {version}')
-    built_gpu = identity.get('gpu')
-    if built_gpu and gpu:
-        if built_gpu.get('compute_capability') != gpu.get('compute_capability'):
-            problems.append(f'built for compute capability {built_gpu.get("compute_capability")}'
-                            f' ({built_gpu.get("name")}), this GPU is '
-                            f'{gpu.get("compute_capability")} ({gpu.get("name")})')
-        elif built_gpu.get('name') != gpu.get('name'):
-            LOG.warning('engine built on %s, running on %s (same compute capability)',
-                        built_gpu.get('name'), gpu.get('name'))
-    targets = identity.get('rtx_targets') or []
-    if gpu and targets and targets not in (['default'], ['CURRENT']):
-        cc = 'SM' + gpu.get('compute_capability', '').replace('.', '')
-        if cc not in targets:
-            problems.append(f'TensorRT-RTX engine built for {targets}, this GPU is {cc}')
-    if precision and identity.get('precision') != precision:
-        problems.append(f'engine precision is {identity.get("precision")}, requested {precision}')
-    if onnx_sha and identity.get('onnx_sha256') != onnx_sha:
-        problems.append('the ONNX file changed since the engine was built (sha256 '
-                        f'{identity.get("onnx_sha256", "")[:12]} -> {onnx_sha[:12]})')
-    return problems
-
-
-def engine_validity(trt, plan: bytes, logger=None) -> Optional[Dict]:
-    """TensorRT-RTX pre-flight check of a plan: ``{'validity', 'diagnostics'}`` or None.
-
-    Full TensorRT has no such API (deserialise and see); returns None there.
-    """
-    runtime = trt.Runtime(logger or make_logger(trt, 'error'))
-    if not hasattr(runtime, 'get_engine_validity'):
-        return None
-    validity, diagnostics = runtime.get_engine_validity(plan)
-    names = []
-    if hasattr(trt, 'EngineInvalidityDiagnostics'):
-        for name in dir(trt.EngineInvalidityDiagnostics):
-            member = getattr(trt.EngineInvalidityDiagnostics, name)
-            if name.isupper() and int(diagnostics) & int(member):
-                names.append(name)
-    return {'validity': enum_name(validity), 'diagnostics': sorted(names),
-            'diagnostics_bits': int(diagnostics)}
 
 
 def as_dict(options: BuildOptions) -> Dict:
     """JSON-friendly build options."""
     return asdict(options)
+
+
+def engine_identity(onnx_sha: str, trt, gpu: Optional[Dict], precision: str,
+                    strongly_typed: bool, profiles: Dict, options: BuildOptions) -> Dict:
+    """Everything that determines an engine plan, as a JSON-friendly dict."""
+    rtx = is_rtx(trt)
+    targets = [str(c).upper() for c in options.compute_capabilities] if rtx else []
+    uses_gpu = not rtx or 'CURRENT' in targets
+    return {
+        'onnx_sha256': onnx_sha,
+        'trt_module': module_name(trt),
+        'trt_version': str(getattr(trt, '__version__', 'unknown')),
+        'gpu': ({k: gpu[k] for k in ('name', 'compute_capability')} if gpu and uses_gpu
+                else None),
+        'rtx_targets': (targets or ['default']) if rtx else None,
+        'precision': precision,
+        'strongly_typed': bool(strongly_typed),
+        'tf32': bool(options.tf32 and precision == 'fp32'),
+        'profiles': profiles,
+        'workspace_mib': options.workspace_mib,
+        'optimization_level': options.optimization_level,
+    }

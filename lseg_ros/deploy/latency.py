@@ -33,7 +33,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from lseg_ros.core.backends.base import create_backend, resolve_device
+from lseg_ros.core.backends.base import resolve_device
+from lseg_ros.core.backends.factory import create_backend
 from lseg_ros.core.errors import BackendError, LsegError
 from lseg_ros.core.interrupts import staged_path, write_text
 
@@ -106,13 +107,13 @@ def build_specs(names: Optional[Sequence[str]], device: torch.device,
         precision, options = TORCH_PRESETS[name]
         specs.append(Spec(name, 'torch', precision, dict(options)))
     for path in onnx:
-        from lseg_ros.core.export import onnx_graph_precision
+        from lseg_ros.core.backends.artifacts import onnx_graph_precision
         if not os.path.isfile(path):
             raise LsegError(f'ONNX file not found: {path}')
         precision = onnx_graph_precision(path)
         specs.append(Spec(f'onnxruntime-{precision}', 'onnxruntime', precision, onnx=path))
     for path in engines:
-        from lseg_ros.core.engine import read_metadata
+        from lseg_ros.core.backends.artifacts import read_metadata
         if not os.path.isfile(path):
             raise LsegError(f'engine file not found: {path}')
         identity = read_metadata(path)['identity']
@@ -138,7 +139,7 @@ def strict_fp32():
 def sample_input(variant, size: Tuple[int, int]) -> torch.Tensor:
     """Return the sample frame at ``size`` as a normalised (1, 3, H, W) float32 CPU tensor."""
     from lseg_ros.core.preprocess import Geometry, Normalizer
-    from lseg_ros.samples import sample_frame
+    from lseg_ros.core.samples import sample_frame
 
     rgb = torch.from_numpy(sample_frame(3, size[0], size[1]))
     geometry = Geometry(tuple(size), tuple(size), tuple(size))
@@ -149,7 +150,7 @@ def encoder_flops(variant, size: Tuple[int, int]) -> float:
     """Count the FLOPs of one image-encoder forward at ``size`` (counted on the meta device)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lseg_ros.core.image_encoder import LsegImageEncoder
+    from lseg_ros.core.model.image_encoder import LsegImageEncoder
 
     with torch.device('meta'):
         model = LsegImageEncoder(variant).eval()
@@ -288,7 +289,7 @@ def measure(weights, specs: Sequence[Spec], sizes: Sequence[Tuple[int, int]],
 
 def environment(device: Optional[torch.device] = None) -> Dict:
     """GPU, driver, CPU and library versions for reports."""
-    from lseg_ros.core.engine import gpu_identity, tensorrt_modules_installed
+    from lseg_ros.core.backends.artifacts import gpu_identity, tensorrt_modules_installed
 
     env = {'python': platform.python_version(), 'platform': platform.platform(),
            'cpu': _cpu_model(), 'cpu_count': os.cpu_count(), 'torch': torch.__version__,
