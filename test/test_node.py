@@ -165,6 +165,22 @@ def test_labels_change_through_set_parameters(node, client):
     assert info['label_version'] == labels['version'] and info['labels'] == 2
 
 
+def test_readme_topics_tables_match_the_running_node(node, client):
+    """The README's Published/Subscribed topics tables list what /lseg really has."""
+    from test_params_docs import readme_table
+    published = {name for name, _ in client.node.get_publisher_names_and_types_by_node(
+        'lseg', '/')} - {'/rosout', '/parameter_events'}
+    documented = {row[0].strip('`').replace('~/', f'{NODE}/')
+                  for row in readme_table('Published topics')}
+    # ~/label_info exists only where vision_msgs is installed
+    assert published == documented - ({f'{NODE}/label_info'} - published)
+    subscribed = {name for name, _ in client.node.get_subscriber_names_and_types_by_node(
+        'lseg', '/')} - {'/parameter_events'}
+    assert subscribed == {'/test/image', '/test/camera_info'}      # as remapped
+    assert {row[0].strip('`') for row in readme_table('Subscribed topics')} == {
+        'image', 'image/compressed', 'camera_info'}
+
+
 def test_a_label_flood_is_refused_at_once_while_frames_flow(node, client):
     """A 20,000-character label is refused before tokenisation (quadratic in a word)."""
     flood = ''.join(np.random.default_rng(7).choice(list('abcdefghij'), 20000))

@@ -42,12 +42,3 @@ def test_readme_parameters_table_matches():
                            else str(param.default)), param.name
         assert row[3] == param.constraint, param.name
         assert row[4] == ('no' if param.read_only else 'yes'), param.name
-
-
-def test_readme_topics_table_matches_node_source():
-    node_source = (ROOT / 'lseg_ros' / 'node.py').read_text()
-    published = set(re.findall(r"'(~/[\w/]+|/diagnostics)'", node_source))
-    documented = {r[0].strip('`') for r in readme_table('Published topics')}
-    assert published == documented
-    subscribed = {r[0].strip('`') for r in readme_table('Subscribed topics')}
-    assert subscribed == {'image', 'image/compressed', 'camera_info'}
