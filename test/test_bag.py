@@ -10,8 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
-from lseg_ros.cli.segment_bag import entry as segment_bag, output_prefixes, Progress
+from lseg_ros.cli.segment_bag import entry as segment_bag
 from lseg_ros.formats import bag
+from lseg_ros.formats.bag_segmenter import output_prefixes, Progress
 from lseg_ros.formats.image_codec import confidence_to_mono8, decode_compressed, decode_image
 from lseg_ros.formats.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC,
                                          entry as make_sample_bag, IMAGE_TOPIC, write_sample_bag)
