@@ -20,7 +20,7 @@ import json
 import sys
 
 from lseg_ros.cli.common import add_verbose, run_main
-from lseg_ros.core.options import BACKENDS, PRECISIONS
+from lseg_ros.core.options import BACKENDS, FIDELITY_LABELS, PRECISIONS
 
 PROG = 'fidelity'
 #: A backend under test is named: ``auto`` would not say which one is measured.
@@ -67,8 +67,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the comparison."""
     from lseg_ros.cli.segment import read_rgb
     from lseg_ros.core.model.checkpoint import load_weights
-    from lseg_ros.deploy.fidelity import DEFAULT_LABELS, json_report, plot_heatmaps, \
-        run_fidelity
+    from lseg_ros.deploy.fidelity import json_report, plot_heatmaps, run_fidelity
     from lseg_ros.deploy.latency import parse_sizes, write_json
 
     sizes = parse_sizes(args.sizes)
@@ -83,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
         options.update(channels_last=True, cudnn_benchmark=True)
     weights = load_weights(args.checkpoint)
     report = run_fidelity(weights, args.backend, args.precision, sizes, args.device,
-                          args.labels or DEFAULT_LABELS, images, engine=args.engine,
+                          args.labels or FIDELITY_LABELS, images, engine=args.engine,
                           onnx=args.onnx, thresholds=thresholds,
                           reference_device=args.reference_device, **options)
     write_json(json_report(report), args.output)
