@@ -8,7 +8,7 @@ each input topic T, the topics the /lseg node publishes (``T/lseg/mask``, ``conf
 :func:`plan_jobs` pairs input and output bags, :func:`check_inputs` and
 :func:`check_options` refuse bad inputs before the model loads, :class:`Progress` draws the
 progress line and :func:`report` prints what one bag gave.  The command line is
-:mod:`lseg_ros.cli.segment_bag`.
+``segment_bag``.
 """
 
 import json

@@ -12,7 +12,7 @@ Topics (each optional):
 
 Recorded like a camera driver seen by ``ros2 bag record``: header stamps at the frame rate,
 bag (receive) times a few milliseconds later, reliable QoS offers.  The command line is
-:mod:`lseg_ros.cli.sample_bag`.
+``make_sample_bag``.
 """
 
 from typing import Dict, List

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The demo's checkpoint, camera topic and untrained-weights warning.
 
-The demo itself (``make demo``, ``lseg_demo``) is :mod:`lseg_ros.cli.demo`.
+The demo itself is the ``lseg_demo`` command (``make demo``).
 """
 
 from pathlib import Path

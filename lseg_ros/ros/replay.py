@@ -19,7 +19,7 @@ For tests, the bench and machines without rosbag2 (``lseg_replay`` runs anywhere
 ``restamp`` replaces header stamps with the player's clock (live-camera style for latency
 measurements); then messages are deserialized and published as rclpy messages.
 
-The command line is :mod:`lseg_ros.cli.replay`.
+The command line is ``lseg_replay``.
 """
 
 import importlib
