@@ -29,10 +29,15 @@ setup(
         'console_scripts': [
             'lseg_segment = lseg_ros.cli.segment:entry',
             'lseg_node = lseg_ros.ros.node:entry',
-            'bench = lseg_ros.ros.bench:entry',
+            'bench = lseg_ros.cli.bench:entry',
             'segment_bag = lseg_ros.cli.segment_bag:entry',
-            'make_sample_bag = lseg_ros.formats.sample_bag:entry',
-            'lseg_replay = lseg_ros.ros.replay:entry',
+            'make_sample_bag = lseg_ros.cli.sample_bag:entry',
+            'lseg_replay = lseg_ros.cli.replay:entry',
+            'lseg_demo = lseg_ros.cli.demo:entry',
+            'export_onnx = lseg_ros.cli.export_onnx:entry',
+            'build_engine = lseg_ros.cli.build_engine:entry',
+            'latency = lseg_ros.cli.latency:entry',
+            'fidelity = lseg_ros.cli.fidelity:entry',
         ],
     },
 )

@@ -11,4 +11,4 @@ cd "$root"
 source env.sh
 export PYTHONUNBUFFERED=1
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
-exec python -m lseg_ros.ros.demo --output "${DEMO_OUTPUT:-$root/demo_output}" "$@"
+exec python -m lseg_ros.cli.demo --output "${DEMO_OUTPUT:-$root/demo_output}" "$@"

@@ -57,7 +57,7 @@ python -m pytest -q -p no:cacheprovider --timeout 900 -o junit_family=xunit2 \
 echo "== bench: lseg_node spawned with default parameters (device auto), ViT-L/16 =="
 checkpoint=$(python -c 'from lseg_ros.core.model.synthetic import cached_reference_checkpoint as c
 from lseg_ros.core.model.variants import VIT_L16; print(c(VIT_L16))')
-python -m lseg_ros.ros.bench --spawn --checkpoint "$checkpoint" --rates "${LSEG_BENCH_RATES:-30,peak}" \
+python -m lseg_ros.cli.bench --spawn --checkpoint "$checkpoint" --rates "${LSEG_BENCH_RATES:-30,peak}" \
   --duration "${LSEG_BENCH_DURATION:-6}" --warmup 3 --transport-baseline --pipeline-reference \
   --output "$results/bench.json" 2>&1 | tee "$results/bench.log" | tail -n 25
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -10,11 +10,13 @@ import shutil
 import numpy as np
 import pytest
 
-from lseg_ros.cli.segment_bag import entry as segment_bag, output_prefixes, Progress
+from lseg_ros.cli.sample_bag import entry as make_sample_bag
+from lseg_ros.cli.segment_bag import entry as segment_bag
 from lseg_ros.formats import bag
+from lseg_ros.formats.bag_segmenter import output_prefixes, Progress
 from lseg_ros.formats.image_codec import confidence_to_mono8, decode_compressed, decode_image
-from lseg_ros.formats.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC,
-                                         entry as make_sample_bag, IMAGE_TOPIC, write_sample_bag)
+from lseg_ros.formats.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC,
+                                         write_sample_bag)
 
 H, W = 48, 64
 LABELS = 'dog, grass, road, sky'
@@ -588,7 +590,7 @@ def test_progress_line():
 
 
 def test_make_sample_bag_cli_is_deterministic(tmp_path, capsys):
-    argv = ['--frames', '2', '--size', '32x24', '--storage', 'mcap', '--no-camera-info']
+    argv = ['--frames', '2', '--size', '24x32', '--storage', 'mcap', '--no-camera-info']
     assert make_sample_bag(['--output', str(tmp_path / 'a')] + argv) == 0
     assert make_sample_bag(['--output', str(tmp_path / 'b')] + argv) == 0
     assert 'sensor_msgs/msg/CompressedImage' in capsys.readouterr().out

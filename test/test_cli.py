@@ -1,14 +1,63 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""lseg_segment: bad input gives one error line and exit code 1; outputs are written."""
+"""The command lines: one home (lseg_ros/cli), --help without torch; lseg_segment's errors."""
 
+import importlib
+from pathlib import Path
+import re
 import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from lseg_ros.cli.segment import entry, write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Console script -> its module (setup.py); lseg_node stays in lseg_ros.ros.node.
+COMMANDS = {
+    'lseg_segment': 'lseg_ros.cli.segment', 'segment_bag': 'lseg_ros.cli.segment_bag',
+    'make_sample_bag': 'lseg_ros.cli.sample_bag', 'lseg_replay': 'lseg_ros.cli.replay',
+    'bench': 'lseg_ros.cli.bench', 'lseg_demo': 'lseg_ros.cli.demo',
+    'export_onnx': 'lseg_ros.cli.export_onnx', 'build_engine': 'lseg_ros.cli.build_engine',
+    'latency': 'lseg_ros.cli.latency', 'fidelity': 'lseg_ros.cli.fidelity',
+}
+TOOLS = ('export_onnx', 'build_engine', 'latency', 'fidelity')
+HELP = '''
+import runpy, sys
+sys.argv = [{prog!r}, '--help']
+try:
+    runpy.{run}({target!r}, run_name='__main__')
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')
+'''
+
+
+def test_console_scripts_are_the_cli_modules():
+    scripts = dict(re.findall(r"'(\w+) = ([\w.]+):entry'", (ROOT / 'setup.py').read_text()))
+    assert scripts.pop('lseg_node') == 'lseg_ros.ros.node'
+    assert scripts == COMMANDS
+    for module in scripts.values():
+        assert callable(importlib.import_module(module).entry)
+
+
+@pytest.mark.parametrize('prog, run, target', [
+    *[(name, 'run_module', module) for name, module in COMMANDS.items()],
+    *[(name, 'run_path', str(ROOT / 'tools' / f'{name}.py')) for name in TOOLS]])
+def test_help_answers_without_torch(prog, run, target):
+    out = subprocess.run([sys.executable, '-c', HELP.format(prog=prog, run=run, target=target)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f'usage: {prog} ' in out.stdout, out.stdout
+    assert out.stdout.strip().endswith('NO-TORCH'), out.stdout
+
+
+def test_bad_arguments_found_after_parsing_exit_2_with_one_line(capsys):
+    from lseg_ros.cli.bench import entry as bench
+    assert bench(['--rates', '5,fast']) == 2
+    assert capsys.readouterr().err.strip() == "bench: error: bad --rates '5,fast'"
 
 
 @pytest.fixture()

@@ -98,8 +98,8 @@ def test_interrupted_sample_bag_leaves_nothing(tmp_path, monkeypatch):
 def test_sigterm_to_make_sample_bag_leaves_no_partial_bag(tmp_path):
     out = tmp_path / 'big'
     process = subprocess.Popen(
-        [sys.executable, '-m', 'lseg_ros.formats.sample_bag', '--output', str(out), '--frames',
-         '100000', '--size', '640x480'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, '-m', 'lseg_ros.cli.sample_bag', '--output', str(out), '--frames',
+         '100000', '--size', '480x640'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
         deadline = time.monotonic() + 60

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from test_image_codec import jpeg_declaring
 
+from lseg_ros.cli.bench import entry as bench_main
 from lseg_ros.core.samples import sample_frame
 from lseg_ros.formats.image_codec import encode_compressed
-from lseg_ros.ros.bench import main as bench_main
 from node_harness import NodeProcess, RosClient, stamp_of
 
 pytestmark = pytest.mark.ros

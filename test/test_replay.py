@@ -8,11 +8,12 @@ import time
 import numpy as np
 import pytest
 
+from lseg_ros.cli.replay import entry as lseg_replay
 from lseg_ros.formats import bag
 from lseg_ros.formats.sample_bag import (CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC,
                                          write_sample_bag)
-from lseg_ros.ros.replay import (BagPlayer, clock_qos, entry as lseg_replay, iter_ros_messages,
-                                 parse_remaps, publisher_qos)
+from lseg_ros.ros.replay import (BagPlayer, clock_qos, iter_ros_messages, parse_remaps,
+                                 publisher_qos)
 
 pytestmark = pytest.mark.ros
 

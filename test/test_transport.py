@@ -66,7 +66,7 @@ def test_launch_arguments_are_typed_and_empty_keeps_the_file_value():
         launch_overrides({'compressed_input': 'maybe'})
 
 
-@pytest.mark.parametrize('command', [['lseg_ros.ros.node'], ['lseg_ros.ros.bench'],
+@pytest.mark.parametrize('command', [['lseg_ros.ros.node'], ['lseg_ros.cli.bench'],
                                      ['lseg_ros.cli.segment']])
 def test_help_answers_without_torch_or_ros(command):
     code = ('import runpy, sys; sys.argv = ["x", "--help"]\n'
@@ -95,12 +95,11 @@ def test_env_sh_puts_the_venv_ros_packages_on_the_ament_prefix_path():
 @pytest.mark.ros
 def test_bench_without_masks_is_an_error_with_a_hint(tmp_path):
     """No node on the topic: exit 1, a hint about QoS and the DDS profile, no NaN table."""
-    from lseg_ros.ros import bench
+    from lseg_ros.cli.bench import entry as bench
     report = tmp_path / 'b.json'
     start = time.monotonic()
-    code = bench.main(['--image-topic', '/nobody/listens', '--timeout', '3', '--rates', '5',
-                       '--duration', '1', '--warmup', '0', '--frames', '1',
-                       '--output', str(report)])
+    code = bench(['--image-topic', '/nobody/listens', '--timeout', '3', '--rates', '5',
+                  '--duration', '1', '--warmup', '0', '--frames', '1', '--output', str(report)])
     assert code == 1 and time.monotonic() - start < 60
     import json
     data = json.loads(report.read_text())

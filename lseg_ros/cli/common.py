@@ -1,6 +1,13 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Shared argparse options and error handling of the command-line tools."""
+"""What every command line shares: arguments, logging and one error style.
+
+Every command (``lseg_segment``, ``segment_bag``, ``make_sample_bag``, ``lseg_replay``,
+``bench``, ``lseg_demo`` and the tools ``export_onnx``, ``build_engine``, ``latency``,
+``fidelity``) runs through :func:`run_main`: one line ``<prog>: error: ...`` and exit code
+1 for a failure, 2 for bad arguments (argparse or :class:`UsageError`), 130/143 when
+interrupted by SIGINT/SIGTERM.  This module imports no torch, so ``--help`` answers at once.
+"""
 
 import argparse
 import logging
@@ -12,6 +19,16 @@ from lseg_ros.core.errors import LsegError
 from lseg_ros.core.interrupts import exit_code, handle_signals, signal_name
 from lseg_ros.core.options import BACKENDS, DEFAULT_INPUT_SIZE, PRECISIONS
 from lseg_ros.formats.image_codec import DEFAULT_MAX_INPUT_PIXELS
+
+
+class UsageError(LsegError):
+    """Bad arguments found after parsing: one error line and exit code 2, as argparse."""
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """Add -v/--verbose."""
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='log at DEBUG level and show tracebacks')
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=True) -> None:
@@ -30,7 +47,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=Tru
     group.add_argument('--size', type=int, default=DEFAULT_INPUT_SIZE,
                        help='long side of the network input in pixels; padded to a multiple '
                             f'of 32 (default: {DEFAULT_INPUT_SIZE})')
-    parser.add_argument('-v', '--verbose', action='store_true', help='log at DEBUG level')
+    add_verbose(parser)
 
 
 def add_max_pixels_argument(parser) -> None:
@@ -52,9 +69,10 @@ def run_main(main: Callable[[argparse.Namespace], int], parser: argparse.Argumen
              argv: Sequence[str] = None) -> int:
     """Parse ``argv``, set up logging and run ``main``.
 
-    Failures become one ``<prog>: error: …`` line and exit code 1 (argparse errors exit with
-    2); ``-v`` also prints the traceback.  SIGTERM is handled like Ctrl-C (SIGINT): the
-    work stops through the same clean-up paths and the exit code is 143 (130 for SIGINT).
+    Failures become one ``<prog>: error: …`` line and exit code 1 (argparse errors and
+    :class:`UsageError` exit with 2); ``-v`` also prints the traceback.  SIGTERM is handled
+    like Ctrl-C (SIGINT): the work stops through the same clean-up paths and the exit code
+    is 143 (130 for SIGINT).
     """
     args = parser.parse_args(argv)
     verbose = getattr(args, 'verbose', False)
@@ -67,6 +85,9 @@ def run_main(main: Callable[[argparse.Namespace], int], parser: argparse.Argumen
         if not getattr(error, 'reported', False):
             print(f'{parser.prog}: interrupted ({signal_name(error)})', file=sys.stderr)
         return exit_code(error)
+    except UsageError as error:
+        print(f'{parser.prog}: error: {error}', file=sys.stderr)
+        return 2
     except (LsegError, OSError, ValueError) as error:
         if verbose:
             traceback.print_exc()

@@ -12,3 +12,9 @@ BACKENDS = ('auto', 'tensorrt', 'torch', 'onnxruntime')
 PRECISIONS = ('fp32', 'fp16', 'auto')
 #: Long side of the network input in pixels (node parameter ``input_size``, ``--size``).
 DEFAULT_INPUT_SIZE = 480
+#: The labels when none are given: the node's ``labels`` parameter, ``LsegPipeline``.
+DEFAULT_LABELS = 'person, car, road, sidewalk, building, tree, grass, sky, other'
+#: The label maps of the fidelity check (``fidelity --labels``): more classes than
+#: :data:`DEFAULT_LABELS`, so that argmax agreement and mIoU see close decisions.
+FIDELITY_LABELS = ('person, car, road, sidewalk, building, sky, tree, grass, dog, cat, chair, '
+                   'table, floor, wall, window, door, water, mountain, bicycle, other')

@@ -24,14 +24,12 @@ from lseg_ros.core.model.head import (logits_at_input, normalize_features, reduc
                                       text_weights)
 from lseg_ros.core.model.text_encoder import ClipTextEncoder
 from lseg_ros.core.model.variants import Variant
-from lseg_ros.core.options import DEFAULT_INPUT_SIZE
+from lseg_ros.core.options import DEFAULT_INPUT_SIZE, DEFAULT_LABELS
 from lseg_ros.core.overlay import blend, palette
 from lseg_ros.core.preprocess import check_rgb, Geometry, Normalizer, plan_geometry
 from lseg_ros.core.timing import StageTimer
 
 LOG = logging.getLogger(__name__)
-
-DEFAULT_LABELS = 'other'
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,10 @@ from lseg_ros.core.backends.factory import create_backend
 from lseg_ros.core.errors import LsegError
 from lseg_ros.core.interrupts import staged_path
 from lseg_ros.core.model.head import logits_at_input, text_weights
+from lseg_ros.core.options import FIDELITY_LABELS
 from lseg_ros.deploy.latency import environment, strict_fp32
 
 LOG = logging.getLogger(__name__)
-
-DEFAULT_LABELS = ('person, car, road, sidewalk, building, sky, tree, grass, dog, cat, chair, '
-                  'table, floor, wall, window, door, water, mountain, bicycle, other')
 
 #: name -> (comparison, default for an fp16 backend, default for an fp32 backend)
 THRESHOLDS = {
@@ -151,7 +149,7 @@ def verdict(metrics: Dict, thresholds: Dict[str, float]) -> List[str]:
 
 def run_fidelity(weights, backend: str = 'torch', precision: str = 'fp16',
                  sizes: Sequence[Tuple[int, int]] = ((384, 384),), device='auto',
-                 labels: str = DEFAULT_LABELS, images: Optional[Sequence[np.ndarray]] = None,
+                 labels: str = FIDELITY_LABELS, images: Optional[Sequence[np.ndarray]] = None,
                  engine: Optional[str] = None, onnx: Optional[str] = None,
                  thresholds: Optional[Dict[str, float]] = None,
                  reference_device=None, **options) -> Dict:

@@ -9,10 +9,9 @@ test checks that ``config/lseg.yaml`` and the README's Parameters table match th
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
-from lseg_ros.core.options import BACKENDS
+from lseg_ros.core.options import BACKENDS, DEFAULT_LABELS
 from lseg_ros.formats.image_codec import DEFAULT_MAX_INPUT_PIXELS
 
-DEFAULT_LABELS = 'person, car, road, sidewalk, building, tree, grass, sky, other'
 QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
 
 

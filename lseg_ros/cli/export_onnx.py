@@ -1,0 +1,102 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Export the LSeg image encoder (or, with --text, the CLIP text encoder) to ONNX.
+
+The image encoder takes the normalised (1, 3, H, W) float32 image and returns the
+(1, 512, H/2, W/2) float32 features; H and W are dynamic (multiples of 32) unless --fixed
+is given.  --fp16 exports a float16 graph with LayerNorm and softmax kept in float32 for
+strongly typed TensorRT engines (input and output stay float32).  Every export is checked
+with onnx's checker and against PyTorch in ONNX Runtime; the tool fails beyond tolerance.
+
+Examples:
+  tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/lseg_vitl16.onnx
+  tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/lseg_vitl16_fp16.onnx --fp16
+  tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/clip_text.onnx --text
+"""
+
+import argparse
+import json
+import sys
+
+from lseg_ros.cli.common import add_verbose, run_main
+
+PROG = 'export_onnx'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line interface."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint', required=True, help='official lang-seg checkpoint')
+    parser.add_argument('--output', required=True, help='ONNX file to write')
+    parser.add_argument('--text', action='store_true',
+                        help='export the CLIP text encoder (dynamic batch, 77 tokens) instead')
+    parser.add_argument('--fp16', action='store_true',
+                        help='float16 graph, LayerNorm/softmax in float32, float32 I/O')
+    parser.add_argument('--fixed', metavar='HxW',
+                        help='fixed input size instead of dynamic H and W (e.g. 480x640)')
+    parser.add_argument('--trace-size', metavar='HxW',
+                        help='example size traced for a dynamic export (default 256x320)')
+    parser.add_argument('--check-size', metavar='HxW', action='append',
+                        help='size checked in ONNX Runtime (repeatable; default: the traced '
+                             'size and, when dynamic, a second size)')
+    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (17..20, default 17)')
+    parser.add_argument('--softmax-fp32', action=argparse.BooleanOptionalAction, default=True,
+                        help='with --fp16: keep the attention softmax in float32 (default on)')
+    parser.add_argument('--external-data', action=argparse.BooleanOptionalAction, default=None,
+                        help='store weights in <output>.data (default: only above ~1.9 GB)')
+    parser.add_argument('--no-check', action='store_true',
+                        help='skip the ONNX Runtime comparison (the checker still runs)')
+    parser.add_argument('--report', metavar='FILE.json', help='write the export report here')
+    add_verbose(parser)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the export."""
+    from lseg_ros.core.model.checkpoint import load_weights
+    from lseg_ros.deploy.export import (ExportError, export_image_encoder, export_text_encoder,
+                                        parse_size)
+    from lseg_ros.core.interrupts import write_text
+
+    if args.text and (args.fp16 or args.fixed or args.trace_size or args.check_size):
+        raise ExportError('--text takes no --fp16/--fixed/--trace-size/--check-size')
+    if args.fixed and args.trace_size:
+        raise ExportError('--fixed and --trace-size exclude each other')
+    weights = load_weights(args.checkpoint)
+    if args.text:
+        result = export_text_encoder(weights, args.output, opset=args.opset,
+                                     check=not args.no_check)
+    else:
+        size = parse_size(args.fixed or args.trace_size) if (args.fixed or args.trace_size) \
+            else None
+        checks = [parse_size(s) for s in args.check_size] if args.check_size else None
+        result = export_image_encoder(
+            weights, args.output, precision='fp16' if args.fp16 else 'fp32',
+            dynamic=not args.fixed, size=size, check_sizes=checks, opset=args.opset,
+            softmax_fp32=args.softmax_fp32, external_data=args.external_data,
+            check=not args.no_check)
+    report = result.as_dict()
+    if args.report:
+        write_text(args.report, json.dumps(report, indent=2) + '\n')
+    shape = 'x'.join(str(d) for d in result.input_shape)
+    external = ', external data' if result.external_data else ''
+    print(f'wrote {result.path} ({result.size_bytes / 1e6:.1f} MB{external}): '
+          f'{result.kind} encoder, {result.variant}, {result.precision}, input {shape}, '
+          f'opset {result.opset}, {result.seconds:.1f} s')
+    for check in result.checks:
+        print(f'  onnxruntime vs torch at {check["size"][0]}x{check["size"][1]}: rel L2 '
+              f'{check["rel_l2"]:.2e}, min cosine {check["min_cosine"]:.6f}, max abs '
+              f'{check["max_abs"]:.2e} -> {"ok" if check["passed"] else "FAIL"}')
+    if not result.checks:
+        print('  ONNX Runtime comparison skipped (--no-check)')
+    return 0
+
+
+def entry(argv=None) -> int:
+    """Console-script entry point (also ``tools/export_onnx.py``)."""
+    return run_main(main, build_parser(), argv)
+
+
+if __name__ == '__main__':
+    sys.exit(entry())

@@ -1,0 +1,385 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Segment the image topics of a rosbag2 bag into a new bag (the library of ``segment_bag``).
+
+ROS-free (rosbags through :mod:`lseg_ros.formats.bag`): :class:`BagSegmenter` writes, for
+each input topic T, the topics the /lseg node publishes (``T/lseg/mask``, ``confidence``,
+``overlay``, ``features``) plus ``/lseg/labels`` and ``/lseg/text_embeddings``;
+:func:`plan_jobs` pairs input and output bags, :func:`check_inputs` and
+:func:`check_options` refuse bad inputs before the model loads, :class:`Progress` draws the
+progress line and :func:`report` prints what one bag gave.  The command line is
+``segment_bag``.
+"""
+
+import json
+import logging
+from pathlib import Path
+import queue
+import sys
+import threading
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lseg_ros.core.errors import ImageError, ImageTooLargeError, LsegError
+from lseg_ros.core.interrupts import deferred
+from lseg_ros.formats import bag
+from lseg_ros.formats.image_codec import (confidence_to_mono8, DEFAULT_MAX_INPUT_PIXELS,
+                                          mask_encoding)
+
+LOG = logging.getLogger('segment_bag')
+
+LABELS_TOPIC = '/lseg/labels'
+EMBEDDINGS_TOPIC = '/lseg/text_embeddings'
+DEFAULT_FEATURE_STRIDE = 4
+
+
+def output_prefixes(topics: Sequence[str]) -> Dict[str, str]:
+    """Map each input topic to the prefix of its output topics (``<topic>/lseg``).
+
+    A trailing ``/compressed`` (image_transport's name) is dropped unless the raw topic is
+    segmented too, so ``/cam/image_raw/compressed`` gives ``/cam/image_raw/lseg/mask``.
+    """
+    prefixes = {}
+    for topic in topics:
+        base = topic.rstrip('/')
+        if base.endswith('/compressed') and base[:-len('/compressed')] not in topics:
+            base = base[:-len('/compressed')]
+        prefixes[topic] = base + '/lseg'
+    return prefixes
+
+
+class Progress:
+    """A progress line on stderr: frames done, percentage, frames/s and time left.
+
+    On a terminal the line is redrawn in place (at most 10 times a second); otherwise (logs,
+    CI) a line is printed every 10 seconds.
+    """
+
+    def __init__(self, total: int, stream=None, enabled: bool = True):
+        self.total = max(0, int(total))
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, 'isatty') and self.stream.isatty()
+        self.start = time.monotonic()
+        self.done = 0
+        self._last = float('-inf')
+
+    def rate(self) -> float:
+        """Frames per second so far."""
+        elapsed = time.monotonic() - self.start
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        """Return the current progress text."""
+        rate = self.rate()
+        if self.total:
+            width = 24
+            filled = min(width, int(width * self.done / self.total))
+            left = (self.total - self.done) / rate if rate > 0 else 0.0
+            return (f'[{"#" * filled}{"." * (width - filled)}] {self.done}/{self.total} frames '
+                    f'{100.0 * self.done / self.total:5.1f} % {rate:6.2f} frames/s '
+                    f'ETA {int(left // 60)}:{int(left % 60):02d}')
+        return f'{self.done} frames {rate:6.2f} frames/s'
+
+    def update(self, count: int = 1) -> None:
+        """Count ``count`` more frames and redraw when due."""
+        self.done += count
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last >= (0.1 if self.tty else 10.0):
+            self._last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.tty:
+            self.stream.write('\r' + self.line() + '\x1b[K')
+        else:
+            self.stream.write('segment_bag: ' + self.line() + '\n')
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Draw the final state and end the line."""
+        if self.enabled:
+            self._draw()
+            if self.tty:
+                self.stream.write('\n')
+                self.stream.flush()
+
+
+class _Prefetch:
+    """Run an iterator in a background thread, ``depth`` items ahead (bag read + decode).
+
+    Items keep their order; an exception of the iterator is raised by the consumer at the
+    position where it happened.  ``close`` stops and joins the thread.
+    """
+
+    _END = object()
+
+    def __init__(self, iterable: Iterable, depth: int = 4):
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iterable,), daemon=True,
+                                        name='segment_bag-reader')
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, iterable) -> None:
+        try:
+            for item in iterable:
+                if not self._put((item, None)):
+                    return
+            self._put((self._END, None))
+        except BaseException as error:  # noqa: B902 - handed to the consumer thread
+            self._put((None, error))
+
+    def __iter__(self):
+        while True:
+            item, error = self._queue.get()
+            if error is not None:
+                raise error
+            if item is self._END:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+def check_inputs(reader: bag.BagReader, image_topics: Sequence[str],
+                 copy_topics: Sequence[str] = ()) -> None:
+    """Check that the image topics and the topics to copy are in the bag."""
+    reader.require_topics(image_topics)
+    missing = [t for t in copy_topics if t not in reader.topics]
+    if missing:
+        raise bag.BagTopicError(f'--copy-topic {missing[0]!r} is not in bag {reader.path}; its '
+                                f'topics are: {", ".join(sorted(reader.topics)) or "none"}')
+
+
+def check_options(image_topics: Sequence[str], alpha: float = 0.5,
+                  feature_stride: Optional[int] = None, max_frames: int = 0,
+                  max_pixels: int = 0) -> None:
+    """Refuse bad option values with a reason (before anything is loaded)."""
+    if not image_topics:
+        raise LsegError('no image topic given')
+    if len(set(image_topics)) != len(image_topics):
+        raise LsegError('an image topic is given twice')
+    if not 0.0 <= alpha <= 1.0:
+        raise LsegError(f'--alpha must be within 0..1, got {alpha}')
+    if feature_stride is not None and not 1 <= feature_stride <= 64:
+        raise LsegError(f'--feature-stride must be within 1..64, got {feature_stride}')
+    if max_frames < 0:
+        raise LsegError(f'--max-frames must be 0 or more, got {max_frames}')
+    if max_pixels < 0:
+        raise LsegError(f'--max-input-pixels must be 0 (no limit) or more, got {max_pixels}')
+
+
+def _decoded(reader: bag.BagReader, image_topics: Sequence[str], copy_topics: Sequence[str],
+             max_frames: int, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+    """Yield ``(message, frame or ImageError or None)`` in bag order (runs in the prefetch)."""
+    images = set(image_topics)
+    wanted = list(image_topics) + [t for t in copy_topics if t not in images]
+    for message, index in reader.indexed(reader.messages(wanted)):
+        if message.topic not in images:
+            yield message, None
+        elif not max_frames or index < max_frames:
+            try:
+                yield message, bag.decode_frame(message, index, max_pixels)
+            except ImageError as error:
+                yield message, error
+
+
+class BagSegmenter:
+    """Segment the image topics of one input bag into an output bag (library use of the tool).
+
+    ``run()`` returns the number of frames segmented per input topic.  The output bag is
+    always closed properly, so on an error what was written before stays readable.
+    """
+
+    def __init__(self, pipeline, input_path, output_path,
+                 image_topics: Sequence[str], storage: Optional[str] = None,
+                 overwrite: bool = False, confidence: bool = True, overlay: bool = True,
+                 alpha: float = 0.5, feature_stride: int = 0, copy_topics: Sequence[str] = (),
+                 skip_bad_frames: bool = False, max_frames: int = 0, progress: bool = True,
+                 protect: Sequence = (), max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+        check_options(image_topics, alpha, feature_stride or None, max_frames, max_pixels)
+        self.pipeline = pipeline
+        self.input_path = input_path
+        self.output_path = output_path
+        self.image_topics = list(image_topics)
+        self.storage = storage
+        self.overwrite = overwrite
+        from lseg_ros.core.pipeline import OutputRequest
+        self.request = OutputRequest(confidence=confidence, overlay=overlay,
+                                     overlay_alpha=alpha, features_stride=feature_stride)
+        self.copy_topics = list(copy_topics)
+        self.skip_bad_frames = skip_bad_frames
+        self.max_frames = max(0, int(max_frames))
+        self.max_pixels = int(max_pixels)
+        self.progress_enabled = progress
+        self.prefixes = output_prefixes(self.image_topics)
+        self.counts: Dict[str, int] = dict.fromkeys(self.image_topics, 0)
+        self.skipped: Dict[str, int] = dict.fromkeys(self.image_topics, 0)
+        self.too_large: Dict[str, int] = dict.fromkeys(self.image_topics, 0)   # of skipped
+        self.seconds = 0.0
+        self.protect = [input_path] + list(protect)      # paths the output must not replace
+
+    # ------------------------------------------------------------------------------ run
+    def run(self, reader: Optional[bag.BagReader] = None) -> Dict[str, int]:
+        """Segment the bag; see the class docstring."""
+        if reader is None:
+            with bag.BagReader(self.input_path) as opened:
+                return self.run(opened)
+        check_inputs(reader, self.image_topics, self.copy_topics)
+        total = sum(min(reader.topics[t].count, self.max_frames or reader.topics[t].count)
+                    for t in self.image_topics)
+        progress = Progress(total, enabled=self.progress_enabled)
+        writer = bag.BagWriter(self.output_path, self.storage or reader.storage,
+                               overwrite=self.overwrite, protect=self.protect)
+        copies = set(self.copy_topics)
+        start = time.monotonic()
+        prefetch = None
+        opened = False
+        try:
+            with writer:
+                opened = True
+                self._register(writer, reader)
+                prefetch = _Prefetch(_decoded(reader, self.image_topics, self.copy_topics,
+                                              self.max_frames, self.max_pixels))
+                labels_written = False
+                for message, frame in prefetch:
+                    if not labels_written:
+                        self._write_labels(writer, message.timestamp)
+                        labels_written = True
+                    if message.topic in copies:
+                        writer.write_raw(message.topic, message.timestamp, message.data)
+                    if isinstance(frame, ImageError):
+                        if not self.skip_bad_frames:
+                            raise frame
+                        self.skipped[message.topic] += 1
+                        if isinstance(frame, ImageTooLargeError):
+                            self.too_large[message.topic] += 1
+                        LOG.warning('skipped %s', frame)
+                    elif frame is not None:
+                        self._segment(writer, frame)
+                        progress.update()
+                if not labels_written:
+                    self._write_labels(writer, reader.start_time)
+        except LsegError as error:
+            if opened:
+                done = sum(self.counts.values())
+                raise type(error)(f'{error}; the {done} frame(s) segmented before it are kept '
+                                  f'in {self.output_path}') from error
+            raise
+        finally:
+            if prefetch is not None:
+                prefetch.close()
+            self.seconds = time.monotonic() - start
+            progress.finish()
+        return dict(self.counts)
+
+    def _register(self, writer: bag.BagWriter, reader: bag.BagReader) -> None:
+        writer.add_topic(LABELS_TOPIC, bag.STRING, qos='latched')
+        writer.add_topic(EMBEDDINGS_TOPIC, bag.FLOAT32_MULTI_ARRAY, qos='latched')
+        for topic in self.image_topics:
+            prefix = self.prefixes[topic]
+            writer.add_topic(prefix + '/mask', bag.IMAGE)
+            if self.request.confidence:
+                writer.add_topic(prefix + '/confidence', bag.IMAGE)
+            if self.request.overlay:
+                writer.add_topic(prefix + '/overlay', bag.IMAGE)
+            if self.request.features_stride:
+                writer.add_topic(prefix + '/features', bag.IMAGE)
+        for topic in self.copy_topics:
+            writer.add_raw_topic(reader.topics[topic])
+
+    def _write_labels(self, writer: bag.BagWriter, timestamp: int) -> None:
+        label_set = self.pipeline.labels
+        weights = label_set.weights.float().cpu().numpy()
+        unit = weights / np.linalg.norm(weights, axis=1, keepdims=True)
+        text = json.dumps({'labels': list(label_set.labels), 'version': label_set.version,
+                           'embedding_dim': int(weights.shape[1])})
+        writer.write(LABELS_TOPIC, timestamp, bag.string_message(text))
+        writer.write(EMBEDDINGS_TOPIC, timestamp,
+                     bag.float32_array_message(unit, ('labels', 'embedding')))
+
+    def _segment(self, writer: bag.BagWriter, frame: bag.BagFrame) -> None:
+        result = self.pipeline.segment(frame.rgb, self.request)
+        header = bag.make_header(frame.stamp, frame.frame_id)
+        prefix = self.prefixes[frame.topic]
+        messages = [(prefix + '/mask',
+                     bag.image_message(result.mask, mask_encoding(result.mask), header))]
+        if result.confidence is not None:
+            messages.append((prefix + '/confidence', bag.image_message(
+                confidence_to_mono8(result.confidence), 'mono8', header)))
+        if result.overlay is not None:
+            encoding = frame.overlay_encoding
+            overlay = result.overlay[:, :, ::-1] if encoding == 'bgr8' else result.overlay
+            messages.append((prefix + '/overlay', bag.image_message(overlay, encoding, header)))
+        if result.features is not None:
+            depth = result.features.shape[2]
+            messages.append((prefix + '/features',
+                             bag.image_message(result.features, f'32FC{depth}', header)))
+        with deferred():                     # a frame's outputs are written all or none
+            for topic, message in messages:
+                writer.write(topic, frame.timestamp, message)
+            self.counts[frame.topic] += 1
+
+
+def plan_jobs(inputs: Sequence[str], output: str) -> List[Tuple[Path, Path]]:
+    """Return ``(input bag, output bag)`` pairs.
+
+    One input bag: written to ``output``.  Several (``--input`` repeated, or a folder of
+    bags): each is written to ``output/<its name>``.
+    """
+    bags = [found for item in inputs for found in bag.find_bags(item)]
+    if len(bags) == 1:
+        return [(bags[0], Path(output))]
+    jobs = []
+    names = set()
+    for source in bags:
+        name = source.stem if source.is_file() else source.name
+        if name in names:
+            raise LsegError(f'two input bags are named {name!r}; give them separately')
+        names.add(name)
+        jobs.append((source, Path(output) / name))
+    out = Path(output)
+    if out.exists() and not out.is_dir() or bag.is_bag(out):
+        raise LsegError(f'with several input bags --output must be a folder, not a bag: {out}')
+    return jobs
+
+
+def report(segmenter: 'BagSegmenter', counts: Dict[str, int], target) -> None:
+    """Print what one bag gave."""
+    total = sum(counts.values())
+    rate = total / segmenter.seconds if segmenter.seconds > 0 else 0.0
+    print(f'segmented {total} frame(s) of {segmenter.input_path} in {segmenter.seconds:.1f} s '
+          f'({rate:.2f} frames/s)')
+    for topic in segmenter.image_topics:
+        skipped = segmenter.skipped[topic]
+        large = segmenter.too_large[topic]
+        notes = []
+        if skipped - large:
+            notes.append(f'{skipped - large} undecodable frame(s) skipped')
+        if large:
+            notes.append(f'{large} frame(s) above --max-input-pixels '
+                         f'{segmenter.max_pixels} skipped')
+        print(f'  {topic}: {counts[topic]} frame(s) -> {segmenter.prefixes[topic]}/*'
+              + (f' ({", ".join(notes)})' if notes else ''))
+    print(bag.describe(target))
