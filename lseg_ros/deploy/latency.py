@@ -21,7 +21,7 @@ Method (the same for every row, stated in the report):
 """
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import json
 import logging
 import os
@@ -348,8 +348,3 @@ def plot(reports: Iterable[Dict], path: str) -> str:
 def write_json(report: Dict, path: str) -> str:
     """Write a report as JSON (under a temporary name until it is complete)."""
     return write_text(path, json.dumps(report, indent=2, default=str) + '\n')
-
-
-def spec_dict(spec: Spec) -> Dict:
-    """JSON-friendly spec."""
-    return asdict(spec)

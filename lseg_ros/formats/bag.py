@@ -152,11 +152,6 @@ class BagFrame:
         return self.msgtype == COMPRESSED_IMAGE
 
     @property
-    def stamp_ns(self) -> int:
-        """Header stamp in nanoseconds."""
-        return self.stamp[0] * 1_000_000_000 + self.stamp[1]
-
-    @property
     def overlay_encoding(self) -> str:
         """``bgr8`` when the camera's channel order is BGR, else ``rgb8``."""
         return 'bgr8' if source_is_bgr(self.msgtype, self.encoding) else 'rgb8'

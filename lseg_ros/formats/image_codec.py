@@ -60,7 +60,6 @@ _TO_RGB = {
     'bayer_rggb8': cv2.COLOR_BayerBG2RGB, 'bayer_bggr8': cv2.COLOR_BayerRG2RGB,
     'bayer_gbrg8': cv2.COLOR_BayerGR2RGB, 'bayer_grbg8': cv2.COLOR_BayerGB2RGB,
 }
-SUPPORTED_ENCODINGS = tuple(sorted(_LAYOUT))
 
 
 def check_pixels(width: int, height: int, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
