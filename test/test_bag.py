@@ -515,7 +515,8 @@ def test_reader_lists_topics_and_decodes_frames(bags):
     times = [f.timestamp for f in frames]
     assert times == sorted(times)
     raw = [f for f in frames if not f.compressed]
-    assert raw[0].stamp_ns + 4_000_000 == raw[0].timestamp
+    sec, nanosec = raw[0].stamp                  # header stamp, 4 ms before bag time
+    assert sec * 10**9 + nanosec + 4_000_000 == raw[0].timestamp
 
 
 def test_read_image_frames_for_the_bench(bags):
