@@ -517,7 +517,8 @@ def test_reader_lists_topics_and_decodes_frames(bags):
     times = [f.timestamp for f in frames]
     assert times == sorted(times)
     raw = [f for f in frames if not f.compressed]
-    assert raw[0].stamp_ns + 4_000_000 == raw[0].timestamp
+    sec, nanosec = raw[0].stamp                  # header stamp, 4 ms before bag time
+    assert sec * 10**9 + nanosec + 4_000_000 == raw[0].timestamp
 
 
 def test_read_image_frames_for_the_bench(bags):
@@ -582,11 +583,34 @@ def test_progress_line():
             pass
 
     progress = Progress(10, stream=Stream())
+    assert progress.stream.text == ''             # nothing before the first frame
     progress.update(5)
     assert progress.line().startswith('[############............] 5/10 frames  50.0 %')
     assert 'frames/s' in progress.line() and 'ETA' in progress.line()
+    assert progress.stream.text.startswith('segment_bag: [###')     # at once, one line
+    progress.update(1)                           # then every 10 s only
+    assert progress.stream.text.count('\n') == 1
     progress.finish()
-    assert 'segment_bag: ' in progress.stream.text
+    assert progress.stream.text.splitlines()[-1].startswith(
+        'segment_bag: [##############..........] 6/10 frames')
+    unknown = Progress(0, stream=Stream())
+    unknown.update(3)
+    assert unknown.line().startswith('3 frames ') and 'frames/s' in unknown.line()
+
+    class Terminal(Stream):
+        def isatty(self):
+            return True
+
+    drawn = Progress(4, stream=Terminal())       # a terminal: tqdm redraws the line in place
+    for _ in range(4):
+        drawn.update()
+    drawn.finish()
+    assert '\r[########################] 4/4 frames 100.0 %' in drawn.stream.text
+    assert drawn.stream.text.endswith('\n') and 'segment_bag: ' not in drawn.stream.text
+    silent = Progress(4, stream=Terminal(), enabled=False)
+    silent.update(4)
+    silent.finish()
+    assert silent.stream.text == ''
 
 
 def test_make_sample_bag_cli_is_deterministic(tmp_path, capsys):

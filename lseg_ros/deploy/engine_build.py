@@ -18,7 +18,7 @@
   :func:`cache_key`; a build is skipped only while the key and the engine file match.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import datetime
 import hashlib
 import json
@@ -440,11 +440,6 @@ def _save_timing_cache(config, path: str) -> None:
 
 
 # ----------------------------------------------------------------------- load-time checks
-
-
-def as_dict(options: BuildOptions) -> Dict:
-    """JSON-friendly build options."""
-    return asdict(options)
 
 
 def engine_identity(onnx_sha: str, trt, gpu: Optional[Dict], precision: str,

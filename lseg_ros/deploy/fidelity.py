@@ -32,7 +32,8 @@ from lseg_ros.core.errors import LsegError
 from lseg_ros.core.interrupts import staged_path
 from lseg_ros.core.model.head import logits_at_input, text_weights
 from lseg_ros.core.options import FIDELITY_LABELS
-from lseg_ros.deploy.latency import environment, strict_fp32
+from lseg_ros.deploy.latency import strict_fp32
+from lseg_ros.deploy.report import environment
 
 LOG = logging.getLogger(__name__)
 

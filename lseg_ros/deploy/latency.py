@@ -21,11 +21,10 @@ Method (the same for every row, stated in the report):
 """
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import json
 import logging
 import os
-import platform
 import statistics
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -37,6 +36,7 @@ from lseg_ros.core.backends.base import resolve_device
 from lseg_ros.core.backends.factory import create_backend
 from lseg_ros.core.errors import BackendError, LsegError
 from lseg_ros.core.interrupts import staged_path, write_text
+from lseg_ros.deploy.report import environment
 
 LOG = logging.getLogger(__name__)
 
@@ -287,56 +287,6 @@ def measure(weights, specs: Sequence[Spec], sizes: Sequence[Tuple[int, int]],
     }
 
 
-def environment(device: Optional[torch.device] = None) -> Dict:
-    """GPU, driver, CPU and library versions for reports."""
-    from lseg_ros.core.backends.artifacts import gpu_identity, tensorrt_modules_installed
-
-    env = {'python': platform.python_version(), 'platform': platform.platform(),
-           'cpu': _cpu_model(), 'cpu_count': os.cpu_count(), 'torch': torch.__version__,
-           'torch_cuda': torch.version.cuda,
-           'cudnn': torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
-           else None}
-    if device is not None and torch.device(device).type == 'cuda':
-        env['gpu'] = gpu_identity(torch.device(device).index or 0)
-    for name in ('timm', 'open_clip', 'onnx', 'onnxruntime', 'numpy'):
-        env[name] = _version(name)
-    for name in tensorrt_modules_installed():
-        env[name] = _version(name)
-    env['lseg_ros_commit'] = _git_commit()
-    return env
-
-
-def _version(module: str) -> Optional[str]:
-    try:
-        imported = __import__(module)
-    except Exception:  # noqa: B902 - any import failure means "not available"
-        return None
-    return str(getattr(imported, '__version__', 'unknown'))
-
-
-def _cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as handle:
-            for line in handle:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git_commit() -> Optional[str]:
-    import subprocess
-
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        out = subprocess.run(['git', '-C', root, 'rev-parse', '--short', 'HEAD'],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def format_table(report: Dict) -> str:
     """Markdown table of a latency report."""
     lines = [f'{report["variant"]} on {_device_name(report)}',
@@ -398,8 +348,3 @@ def plot(reports: Iterable[Dict], path: str) -> str:
 def write_json(report: Dict, path: str) -> str:
     """Write a report as JSON (under a temporary name until it is complete)."""
     return write_text(path, json.dumps(report, indent=2, default=str) + '\n')
-
-
-def spec_dict(spec: Spec) -> Dict:
-    """JSON-friendly spec."""
-    return asdict(spec)

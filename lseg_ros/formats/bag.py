@@ -19,9 +19,9 @@ message that says what is wrong and what to do; frames that cannot be decoded ra
 :class:`~lseg_ros.core.errors.ImageError` of the codec, prefixed with where the frame is.
 
 MCAP files that end early (a recording that was killed before ``ros2 bag record`` wrote the
-index and footer) are read up to the last complete record by a tolerant scanner; iterating
-past that point raises :class:`CorruptBagError`, so tools can keep what they got and still
-report the damage.
+index and footer) are read up to the last complete record with the ``mcap`` package's stream
+reader; iterating past that point raises :class:`CorruptBagError`, so tools can keep what
+they got and still report the damage.
 """
 
 from dataclasses import dataclass, field
@@ -152,11 +152,6 @@ class BagFrame:
         return self.msgtype == COMPRESSED_IMAGE
 
     @property
-    def stamp_ns(self) -> int:
-        """Header stamp in nanoseconds."""
-        return self.stamp[0] * 1_000_000_000 + self.stamp[1]
-
-    @property
     def overlay_encoding(self) -> str:
         """``bgr8`` when the camera's channel order is BGR, else ``rgb8``."""
         return 'bgr8' if source_is_bgr(self.msgtype, self.encoding) else 'rgb8'
@@ -244,7 +239,7 @@ class BagReader:
 
     Use as a context manager.  A directory without ``metadata.yaml`` (a recording that was
     interrupted) is read through its single storage file.  An MCAP file without its footer
-    or index is read by a tolerant scanner up to its last complete record.
+    or index is read record by record (``mcap``'s stream reader) up to its last complete record.
     """
 
     def __init__(self, path):
@@ -493,9 +488,9 @@ class _McapScanner:
     """Read the records of MCAP files front to back, stopping at the first damaged one.
 
     Used for files rosbags cannot open (no footer or summary: an interrupted recording).
-    Follows the MCAP specification (https://mcap.dev/spec): records are an opcode byte, a
-    uint64 length and the content; schemas, channels and messages may be in (optionally
-    zstd or lz4 compressed) chunks.
+    Records are read one at a time by the ``mcap`` package's :class:`StreamReader` (chunks
+    decompressed as they come), so what precedes the damage is read and the damage itself
+    is a :class:`CorruptBagError`.
     """
 
     def __init__(self, files: Sequence[Path]):
@@ -540,91 +535,41 @@ class _McapScanner:
                     if channel is not None and channel[0] in wanted:
                         yield channel[0], channel[1], record[1], record[2]
 
-    def _records(self, path: Path):
-        """Yield the records of one file, reading it record by record (not all at once)."""
+    @staticmethod
+    def _records(path: Path):
+        """Yield the channels and messages of one file, reading it record by record."""
+        from mcap.exceptions import EndOfFile, RecordLengthLimitExceeded
+        from mcap.records import Channel, DataEnd, Message, Schema
+        from mcap.stream_reader import StreamReader
         schemas: Dict[int, Tuple[str, str]] = {}
         with open(path, 'rb') as handle:
             if handle.read(8) != _MCAP_MAGIC:
                 raise CorruptBagError(f'{path} is not an MCAP file (bad magic)')
+            handle.seek(0)
             size = os.fstat(handle.fileno()).st_size
-            offset = 8
-            while offset < size:
-                head = handle.read(9)
-                if len(head) < 9:
-                    raise CorruptBagError(
-                        f'{path} is truncated at byte {offset} (incomplete record)')
-                opcode = head[0]
-                (length,) = struct.unpack_from('<Q', head, 1)
-                if offset + 9 + length > size:
-                    raise CorruptBagError(
-                        f'{path} is truncated: the record at byte {offset} needs {length} '
-                        f'bytes, {size - offset - 9} remain')
-                if opcode == 0x02 or opcode == 0x0F:            # footer, data end
+            # no record is longer than the file: a longer one is cut off (or a damaged length)
+            records = StreamReader(handle, record_size_limit=size).records
+            while True:
+                try:
+                    record = next(records)
+                except StopIteration:
                     return
-                if opcode in (0x03, 0x04, 0x05, 0x06):
-                    body = handle.read(length)
-                    yield from self._handle(opcode, body, schemas, path, offset, top=True)
-                else:
-                    handle.seek(length, os.SEEK_CUR)
-                offset += 9 + length
-
-    def _handle(self, opcode: int, record: bytes, schemas, path, offset: int, top: bool):
-        try:
-            if opcode == 0x03:
-                schema_id, name, _, text = _schema(record)
-                schemas[schema_id] = (name, text)
-            elif opcode == 0x04:
-                channel_id, schema_id, topic, metadata = _channel(record)
-                name, text = schemas.get(schema_id, ('', ''))
-                yield 'channel', (channel_id, topic, name, _metadata_qos(metadata), text)
-            elif opcode == 0x05:
-                channel_id, _, log_time, _ = struct.unpack_from('<HIQQ', record, 0)
-                yield 'message', (channel_id, log_time, record[22:])
-            elif opcode == 0x06 and top:
-                chunk = _chunk(record)
-                inner = 0
-                while inner < len(chunk):
-                    if len(chunk) - inner < 9:
-                        raise ValueError('chunk ends inside a record header')
-                    (length,) = struct.unpack_from('<Q', chunk, inner + 1)
-                    if inner + 9 + length > len(chunk):
-                        raise ValueError('a record runs past the end of its chunk')
-                    yield from self._handle(chunk[inner], chunk[inner + 9:inner + 9 + length],
-                                            schemas, path, offset, top=False)
-                    inner += 9 + length
-        except (struct.error, ValueError, UnicodeDecodeError, IndexError) as error:
-            raise CorruptBagError(f'{path}: damaged record at byte {offset}: {error}') from error
-
-
-def _string(view, offset: int) -> Tuple[str, int]:
-    (size,) = struct.unpack_from('<I', view, offset)
-    start = offset + 4
-    if start + size > len(view):
-        raise ValueError('string runs past its record')
-    return bytes(view[start:start + size]).decode(), start + size
-
-
-def _schema(view):
-    (schema_id,) = struct.unpack_from('<H', view, 0)
-    name, offset = _string(view, 2)
-    encoding, offset = _string(view, offset)
-    text, _ = _string(view, offset)
-    return schema_id, name, encoding, text
-
-
-def _channel(view):
-    channel_id, schema_id = struct.unpack_from('<HH', view, 0)
-    topic, offset = _string(view, 4)
-    _, offset = _string(view, offset)                  # message encoding (cdr)
-    (size,) = struct.unpack_from('<I', view, offset)
-    offset += 4
-    stop = offset + size
-    metadata = {}
-    while offset < stop:
-        key, offset = _string(view, offset)
-        value, offset = _string(view, offset)
-        metadata[key] = value
-    return channel_id, schema_id, topic, metadata
+                except (EndOfFile, RecordLengthLimitExceeded):
+                    raise CorruptBagError(f'{path} is truncated at byte {size}: its last record '
+                                          'is incomplete') from None
+                except Exception as error:     # any other failure of the parser: bad bytes
+                    raise CorruptBagError(f'{path}: damaged record before byte {handle.tell()}: '
+                                          f'{type(error).__name__}: {error}') from error
+                if isinstance(record, DataEnd):
+                    return
+                if isinstance(record, Schema):
+                    schemas[record.id] = (record.name, record.data.decode(errors='replace'))
+                elif isinstance(record, Channel):
+                    name, text = schemas.get(record.schema_id, ('', ''))
+                    yield 'channel', (record.id, record.topic, name,
+                                      _metadata_qos(record.metadata), text)
+                elif isinstance(record, Message):
+                    yield 'message', (record.channel_id, record.log_time, record.data)
 
 
 def _metadata_qos(metadata) -> tuple:
@@ -636,32 +581,6 @@ def _metadata_qos(metadata) -> tuple:
         return tuple(parse_qos(text))
     except Exception:      # QoS is informative only; a bad string must not stop reading
         return ()
-
-
-def _chunk(view) -> bytes:
-    _, _, size, _ = struct.unpack_from('<QQQI', view, 0)
-    compression, offset = _string(view, 28)
-    (length,) = struct.unpack_from('<Q', view, offset)
-    offset += 8
-    payload = bytes(view[offset:offset + length])
-    if len(payload) != length:
-        raise ValueError('chunk data runs past its record')
-    if compression == '':
-        raw = payload
-    elif compression == 'zstd':
-        try:
-            from compression import zstd
-        except ImportError:
-            from backports import zstd
-        raw = zstd.decompress(payload)
-    elif compression == 'lz4':
-        from lz4.frame import decompress
-        raw = decompress(payload)
-    else:
-        raise ValueError(f'unsupported chunk compression {compression!r}')
-    if len(raw) != size:
-        raise ValueError(f'chunk decompressed to {len(raw)} bytes, expected {size}')
-    return raw
 
 
 # ------------------------------------------------------------------------------- writing

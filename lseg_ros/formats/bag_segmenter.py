@@ -51,11 +51,14 @@ def output_prefixes(topics: Sequence[str]) -> Dict[str, str]:
 
 
 class Progress:
-    """A progress line on stderr: frames done, percentage, frames/s and time left.
+    """A progress line on stderr (tqdm): frames done, percentage, frames/s and time left.
 
-    On a terminal the line is redrawn in place (at most 10 times a second); otherwise (logs,
-    CI) a line is printed every 10 seconds.
+    On a terminal tqdm redraws the line in place (at most 10 times a second); otherwise (logs,
+    CI) a line ``segment_bag: ...`` is printed at the first frame and then every 10 seconds.
     """
+
+    _FORMAT = '[{bar:24}] {n}/{total} frames {percentage:5.1f} % {rate_noinv_fmt} ETA {remaining}'
+    _FORMAT_NO_TOTAL = '{n} frames {rate_noinv_fmt}'
 
     def __init__(self, total: int, stream=None, enabled: bool = True):
         self.total = max(0, int(total))
@@ -65,6 +68,15 @@ class Progress:
         self.start = time.monotonic()
         self.done = 0
         self._last = float('-inf')
+        self._bar = None
+        if self.tty:
+            from tqdm import tqdm
+            self._bar = tqdm(file=self.stream, mininterval=0.1, leave=True, **self._meter())
+
+    def _meter(self) -> dict:
+        """Return the tqdm meter arguments (total, unit, bar characters, format)."""
+        return {'total': self.total or None, 'unit': ' frames', 'ascii': '.#',
+                'bar_format': self._FORMAT if self.total else self._FORMAT_NO_TOTAL}
 
     def rate(self) -> float:
         """Frames per second so far."""
@@ -73,40 +85,31 @@ class Progress:
 
     def line(self) -> str:
         """Return the current progress text."""
-        rate = self.rate()
-        if self.total:
-            width = 24
-            filled = min(width, int(width * self.done / self.total))
-            left = (self.total - self.done) / rate if rate > 0 else 0.0
-            return (f'[{"#" * filled}{"." * (width - filled)}] {self.done}/{self.total} frames '
-                    f'{100.0 * self.done / self.total:5.1f} % {rate:6.2f} frames/s '
-                    f'ETA {int(left // 60)}:{int(left % 60):02d}')
-        return f'{self.done} frames {rate:6.2f} frames/s'
+        from tqdm import tqdm
+        return tqdm.format_meter(self.done, elapsed=time.monotonic() - self.start,
+                                 **self._meter())
 
     def update(self, count: int = 1) -> None:
         """Count ``count`` more frames and redraw when due."""
         self.done += count
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last >= (0.1 if self.tty else 10.0):
-            self._last = now
-            self._draw()
+        if self._bar is not None:
+            self._bar.update(count)
+        elif self.enabled:
+            now = time.monotonic()
+            if now - self._last >= 10.0:
+                self._last = now
+                self._draw()
 
     def _draw(self) -> None:
-        if self.tty:
-            self.stream.write('\r' + self.line() + '\x1b[K')
-        else:
-            self.stream.write('segment_bag: ' + self.line() + '\n')
+        self.stream.write('segment_bag: ' + self.line() + '\n')
         self.stream.flush()
 
     def finish(self) -> None:
         """Draw the final state and end the line."""
-        if self.enabled:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled:
             self._draw()
-            if self.tty:
-                self.stream.write('\n')
-                self.stream.flush()
 
 
 class _Prefetch:

@@ -24,6 +24,16 @@ anything of that size is allocated:
   the size it would allocate.  A format whose size cannot be read this way (JPEG 2000,
   OpenEXR, GIF, PNM, BigTIFF, ...) is refused while a limit is set: its decoder could
   allocate any size.  A header that is cut short or malformed is refused as corrupt.
+
+Why not ``rosbags-image`` (checked against 0.10.4): its conversions give the same pixels as
+this module for every encoding above when rows are unpadded, but it is not right for all
+inputs the node takes: it ignores ``step``, so rows with padding (``step`` > width x pixel
+size, as drivers with aligned rows send) come out skewed; it has no size limit, and its
+CompressedImage path calls ``cv2.imdecode`` on the bytes without reading the header first,
+so the decompression-bomb protection above would be lost; a corrupt CompressedImage is an
+``AssertionError`` (and, under ``python -O``, no error at all) instead of a clear
+:class:`~lseg_ros.core.errors.ImageError`.  It also takes whole messages rather than
+fields.  So this module keeps its own decoders.
 """
 
 import struct
@@ -60,7 +70,6 @@ _TO_RGB = {
     'bayer_rggb8': cv2.COLOR_BayerBG2RGB, 'bayer_bggr8': cv2.COLOR_BayerRG2RGB,
     'bayer_gbrg8': cv2.COLOR_BayerGR2RGB, 'bayer_grbg8': cv2.COLOR_BayerGB2RGB,
 }
-SUPPORTED_ENCODINGS = tuple(sorted(_LAYOUT))
 
 
 def check_pixels(width: int, height: int, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS,

@@ -9,7 +9,7 @@ to the node's input topic at fixed rates and at peak, and measures, per phase:
   p50/p90/p99/max, and jitter = standard deviation of the mask inter-arrival time;
 * output fps, frames published vs masks received (= frames dropped on the way), the node's
   own dropped-frame counter and per-stage times (from /diagnostics);
-* CPU use of the node process and of the machine, GPU utilisation and memory (nvidia-smi);
+* CPU use of the node process and of the machine, GPU utilisation and memory (NVML);
 * start-up time when the bench spawns the node (spawn -> first mask).
 
 ``peak`` is closed loop: the next frame is published as soon as the previous mask arrives,
@@ -27,8 +27,6 @@ error with hints, not a table of NaN.
 
 import os
 from pathlib import Path
-import platform
-import shutil
 import subprocess
 import sys
 import threading
@@ -37,6 +35,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from lseg_ros.deploy.report import host, nvml_device, nvml_identity
 from lseg_ros.ros.frame_slot import percentiles
 from lseg_ros.ros.node_process import start_node, start_process
 
@@ -203,31 +202,40 @@ class CpuSampler:
 
 
 class GpuSampler:
-    """Samples nvidia-smi utilisation and memory in the background (if there is a GPU)."""
+    """Samples utilisation and memory of GPU 0 through NVML in the background (if there is one).
 
-    def __init__(self):
+    NVML (``nvidia-ml-py``) reads the counters that nvidia-smi prints, in this process; without
+    an NVIDIA GPU, driver or ``pynvml`` nothing is sampled and :meth:`stop` returns None.
+    """
+
+    def __init__(self, interval: float = 0.5):
         self.samples: List[tuple] = []
-        self.tool = shutil.which('nvidia-smi')
+        self.interval = interval
         self._stop = threading.Event()
-        if self.tool:
+        self._device = nvml_device(0)
+        self.thread = None
+        if self._device is not None:
             self.thread = threading.Thread(target=self._run, daemon=True)
             self.thread.start()
 
     def _run(self) -> None:
+        pynvml, handle = self._device
         while not self._stop.is_set():
             try:
-                out = subprocess.run([self.tool, '--query-gpu=utilization.gpu,memory.used',
-                                      '--format=csv,noheader,nounits'], capture_output=True,
-                                     text=True, timeout=5).stdout.split('\n')[0]
-                util, mem = (float(x) for x in out.split(','))
-                self.samples.append((util, mem))
-            except (ValueError, subprocess.SubprocessError, OSError):
+                util = pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
+                memory = pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20     # MiB
+            except pynvml.NVMLError:
                 return
-            self._stop.wait(0.5)
+            self.samples.append((float(util), float(memory)))
+            self._stop.wait(self.interval)
 
     def stop(self) -> Optional[Dict[str, float]]:
         """Return mean utilisation (%) and peak memory (MiB), or None without a GPU."""
         self._stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5.0)
+            self.thread = None
+            self._device[0].nvmlShutdown()
         if not self.samples:
             return None
         util = [s[0] for s in self.samples]
@@ -236,19 +244,12 @@ class GpuSampler:
 
 
 def environment() -> Dict[str, str]:
-    """Hardware and software versions for the JSON report."""
+    """Hardware and software versions for the JSON report (see :mod:`lseg_ros.deploy.report`)."""
     import psutil
-    info = {'python': platform.python_version(), 'platform': platform.platform(),
-            'cpu': platform.processor() or platform.machine(), 'cpu_cores': psutil.cpu_count(),
-            'memory_gb': round(psutil.virtual_memory().total / 2**30, 1),
-            'ros_distro': os.environ.get('ROS_DISTRO', 'kilted (PyPI wheels)'),
-            'rmw': os.environ.get('RMW_IMPLEMENTATION', 'default (Fast DDS)')}
-    try:
-        with open('/proc/cpuinfo') as f:
-            info['cpu'] = next(line.split(':', 1)[1].strip() for line in f
-                               if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
+    info = dict(host(), cpu_cores=psutil.cpu_count(),
+                memory_gb=round(psutil.virtual_memory().total / 2**30, 1),
+                ros_distro=os.environ.get('ROS_DISTRO', 'kilted (PyPI wheels)'),
+                rmw=os.environ.get('RMW_IMPLEMENTATION', 'default (Fast DDS)'))
     try:
         import torch
         info['torch'] = torch.__version__
@@ -257,10 +258,9 @@ def environment() -> Dict[str, str]:
             info['cuda'] = torch.version.cuda
     except ImportError:
         pass
-    if shutil.which('nvidia-smi'):
-        out = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version',
-                              '--format=csv,noheader'], capture_output=True, text=True)
-        info['nvidia_smi'] = out.stdout.strip()
+    gpu = nvml_identity(0)
+    if gpu:
+        info['nvidia_smi'] = gpu            # key kept from the reports written with nvidia-smi
     from lseg_ros import __version__
     info['lseg_ros'] = __version__
     return info

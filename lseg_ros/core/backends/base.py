@@ -39,10 +39,6 @@ class EncoderBackend(ABC):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a normalised (1, 3, H, W) input into (1, 512, H/2, W/2) features."""
 
-    def warmup(self, height: int, width: int) -> None:
-        """Run once at a network input size so the first real frame is not slow."""
-        self(torch.zeros(1, 3, height, width, device=self.device))
-
     def describe(self) -> Dict[str, str]:
         """Return what this backend runs, for logs, diagnostics and benchmark reports."""
         info = {'backend': self.name, 'device': str(self.device), 'precision': self.precision}

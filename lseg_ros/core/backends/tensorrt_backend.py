@@ -85,7 +85,6 @@ class EngineRunner:
             raise BackendError(f'expected an image-encoder engine with one input and one '
                                f'output, found inputs {self.inputs} and outputs {self.outputs}')
         self.input, self.output = self.inputs[0], self.outputs[0]
-        self.names = names
         self.dtypes = {n: torch_dtype(trt, engine.get_tensor_dtype(n)) for n in names}
         profile = engine.get_tensor_profile_shape(self.input, 0)
         self.profile = tuple(tuple(int(d) for d in shape) for shape in profile)

@@ -87,11 +87,3 @@ def detect_variant(keys) -> Variant:
         + ' nor '.join(repr(v.marker_key) for v in VARIANTS.values())
         + f' ({len(keys)} tensors; expected an official lang-seg .ckpt such as '
         'demo_e200.ckpt or fss_rn101.ckpt)')
-
-
-def get_variant(name: str) -> Variant:
-    """Return the variant called ``name`` (``vit_l16`` or ``rn101``)."""
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise ValueError(f'unknown variant {name!r}; choose one of {sorted(VARIANTS)}') from None
