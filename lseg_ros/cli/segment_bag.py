@@ -9,13 +9,15 @@ time:
 
   T/lseg/mask        sensor_msgs/Image mono8 (mono16 above 255 labels), label index per pixel
   T/lseg/confidence  sensor_msgs/Image mono8, softmax probability of the winning label x 255
+                     (32FC1, the probability itself, with --confidence-encoding 32FC1)
   T/lseg/overlay     sensor_msgs/Image rgb8 (bgr8 for BGR cameras), labels blended on the image
   T/lseg/features    sensor_msgs/Image 32FC512 L2-normalised embeddings (with --features)
 
 (T without a trailing /compressed, unless the raw topic is selected as well), plus
 /lseg/labels (std_msgs/String, JSON as the node's ~/labels) and /lseg/text_embeddings
-(std_msgs/Float32MultiArray, K x 512, L2-normalised).  Same input, same model and backend:
-byte-identical output messages.
+(std_msgs/Float32MultiArray, K x 512, the L2-normalised text embeddings).  The messages
+are those of the node (lseg_ros.formats.outputs defines them for both).  Same input, same
+model and backend: byte-identical output messages.
 
 Several bags (--input repeated, or a folder of bags as --input) are segmented with one model
 load into --output/<bag name>; every input and output is checked before the model loads.
@@ -27,7 +29,6 @@ keep the frames segmented so far in it.
 """
 
 import argparse
-import json
 import logging
 from pathlib import Path
 import queue
@@ -36,14 +37,13 @@ import threading
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from lseg_ros.cli.common import add_max_pixels_argument, add_model_arguments, run_main
 from lseg_ros.core.errors import ImageError, ImageTooLargeError, LsegError
 from lseg_ros.core.interrupts import deferred, signal_name
 from lseg_ros.formats import bag
-from lseg_ros.formats.image_codec import (confidence_to_mono8, DEFAULT_MAX_INPUT_PIXELS,
-                                          mask_encoding)
+from lseg_ros.formats.image_codec import DEFAULT_MAX_INPUT_PIXELS
+from lseg_ros.formats.outputs import (CONFIDENCE_ENCODINGS, DEFAULT_CONFIDENCE_ENCODING,
+                                      label_announcement, output_images)
 
 LOG = logging.getLogger('segment_bag')
 
@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help='replace the output bag if it exists')
     out.add_argument('--confidence', action=argparse.BooleanOptionalAction, default=True,
                      help='write T/lseg/confidence (default: yes)')
+    out.add_argument('--confidence-encoding', choices=CONFIDENCE_ENCODINGS,
+                     default=DEFAULT_CONFIDENCE_ENCODING,
+                     help='encoding of T/lseg/confidence: mono8 (0-255) or 32FC1 (0-1), like '
+                          'the confidence_encoding parameter of the node (default: '
+                          f'{DEFAULT_CONFIDENCE_ENCODING})')
     out.add_argument('--overlay', action=argparse.BooleanOptionalAction, default=True,
                      help='write T/lseg/overlay (default: yes)')
     out.add_argument('--alpha', type=float, default=0.5, help='overlay opacity (0..1)')
@@ -280,7 +285,8 @@ class BagSegmenter:
                  overwrite: bool = False, confidence: bool = True, overlay: bool = True,
                  alpha: float = 0.5, feature_stride: int = 0, copy_topics: Sequence[str] = (),
                  skip_bad_frames: bool = False, max_frames: int = 0, progress: bool = True,
-                 protect: Sequence = (), max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+                 protect: Sequence = (), max_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                 confidence_encoding: str = DEFAULT_CONFIDENCE_ENCODING):
         check_options(image_topics, alpha, feature_stride or None, max_frames, max_pixels)
         self.pipeline = pipeline
         self.input_path = input_path
@@ -291,6 +297,10 @@ class BagSegmenter:
         from lseg_ros.core.pipeline import OutputRequest
         self.request = OutputRequest(confidence=confidence, overlay=overlay,
                                      overlay_alpha=alpha, features_stride=feature_stride)
+        if confidence_encoding not in CONFIDENCE_ENCODINGS:
+            raise LsegError(f'--confidence-encoding must be one of '
+                            f'{", ".join(CONFIDENCE_ENCODINGS)}, got {confidence_encoding!r}')
+        self.confidence_encoding = confidence_encoding
         self.copy_topics = list(copy_topics)
         self.skip_bad_frames = skip_bad_frames
         self.max_frames = max(0, int(max_frames))
@@ -373,32 +383,19 @@ class BagSegmenter:
             writer.add_raw_topic(reader.topics[topic])
 
     def _write_labels(self, writer: bag.BagWriter, timestamp: int) -> None:
-        label_set = self.pipeline.labels
-        weights = label_set.weights.float().cpu().numpy()
-        unit = weights / np.linalg.norm(weights, axis=1, keepdims=True)
-        text = json.dumps({'labels': list(label_set.labels), 'version': label_set.version,
-                           'embedding_dim': int(weights.shape[1])})
-        writer.write(LABELS_TOPIC, timestamp, bag.string_message(text))
-        writer.write(EMBEDDINGS_TOPIC, timestamp,
-                     bag.float32_array_message(unit, ('labels', 'embedding')))
+        announcement = label_announcement(self.pipeline.labels)
+        writer.write(LABELS_TOPIC, timestamp, bag.string_message(announcement.json_text()))
+        writer.write(EMBEDDINGS_TOPIC, timestamp, bag.float32_array_message(
+            announcement.embeddings, ('labels', 'embedding')))
 
     def _segment(self, writer: bag.BagWriter, frame: bag.BagFrame) -> None:
         result = self.pipeline.segment(frame.rgb, self.request)
         header = bag.make_header(frame.stamp, frame.frame_id)
         prefix = self.prefixes[frame.topic]
-        messages = [(prefix + '/mask',
-                     bag.image_message(result.mask, mask_encoding(result.mask), header))]
-        if result.confidence is not None:
-            messages.append((prefix + '/confidence', bag.image_message(
-                confidence_to_mono8(result.confidence), 'mono8', header)))
-        if result.overlay is not None:
-            encoding = frame.overlay_encoding
-            overlay = result.overlay[:, :, ::-1] if encoding == 'bgr8' else result.overlay
-            messages.append((prefix + '/overlay', bag.image_message(overlay, encoding, header)))
-        if result.features is not None:
-            depth = result.features.shape[2]
-            messages.append((prefix + '/features',
-                             bag.image_message(result.features, f'32FC{depth}', header)))
+        images = output_images(result, self.confidence_encoding,
+                               bgr=frame.overlay_encoding == 'bgr8')
+        messages = [(f'{prefix}/{name}', bag.image_message(array, encoding, header))
+                    for name, (array, encoding) in images.items()]
         with deferred():                     # a frame's outputs are written all or none
             for topic, message in messages:
                 writer.write(topic, frame.timestamp, message)
@@ -467,7 +464,7 @@ def main(args: argparse.Namespace) -> int:
             alpha=args.alpha, feature_stride=args.feature_stride if args.features else 0,
             copy_topics=args.copy_topics, skip_bad_frames=args.skip_bad_frames,
             max_frames=args.max_frames, progress=not args.no_progress, protect=inputs,
-            max_pixels=args.max_input_pixels)
+            max_pixels=args.max_input_pixels, confidence_encoding=args.confidence_encoding)
         try:
             counts = segmenter.run()
         except KeyboardInterrupt as error:
