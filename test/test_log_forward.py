@@ -67,7 +67,7 @@ def test_a_failing_ros_logger_does_not_break_the_caller(monkeypatch):
 
 
 def test_every_severity_reaches_a_real_rclpy_logger(capfd):
-    """rclpy refuses two severities from one call site: each has its own."""
+    """Each severity has its own call site (rclpy refuses two from one line)."""
     rclpy_logging = pytest.importorskip('rclpy.logging')
     ros_logger = rclpy_logging.get_logger('lseg_forward_test')
     ros_logger.set_level(rclpy_logging.LoggingSeverity.DEBUG)

@@ -45,7 +45,7 @@ def test_readme_parameters_table_matches():
 
 
 def test_readme_topics_table_matches_node_source():
-    node_source = (ROOT / 'lseg_ros' / 'node.py').read_text()
+    node_source = (ROOT / 'lseg_ros' / 'ros' / 'node.py').read_text()
     published = set(re.findall(r"'(~/[\w/]+|/diagnostics)'", node_source))
     documented = {r[0].strip('`') for r in readme_table('Published topics')}
     assert published == documented

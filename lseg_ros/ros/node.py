@@ -320,13 +320,10 @@ class LsegNode(Node):
         latency_ms = 1000 * (time.monotonic() - received)
         self.stats.add(latency_ms, stages)
         if self.pub_result.get_subscription_count() > 0:
-            outputs = ['mask'] + [name for name, value in (
-                ('confidence', result.confidence), ('overlay', result.overlay),
-                ('features', result.features)) if value is not None]
             self.pub_result.publish(String(data=json.dumps({
                 'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec},
                 'frame_id': header.frame_id, 'label_version': result.label_set.version,
-                'labels': len(result.label_set.labels), 'outputs': outputs,
+                'labels': len(result.label_set.labels), 'outputs': list(images),
                 'latency_ms': latency_ms, 'stages_ms': stages})))
 
     # ----------------------------------------------------------------------- diagnostics
