@@ -253,6 +253,49 @@ def test_options_storage_outputs_and_max_frames(bags, rn_checkpoint, tmp_path, c
     assert len(by_topic(read_all(out), '/camera/image_raw/lseg/mask')) == 2
 
 
+@pytest.mark.parametrize('encoding', ['mono8', '32FC1'])
+def test_confidence_encoding_and_labels_as_the_node(bags, pipeline, rn_checkpoint, tmp_path,
+                                                    capsys, encoding):
+    """--confidence-encoding as the node's confidence_encoding; labels as the node's."""
+    from lseg_ros.core.pipeline import OutputRequest
+    from lseg_ros.formats.outputs import label_announcement, output_images
+    out = tmp_path / encoding
+    code, _, err = run(seg_args(bags['sqlite3'], out, rn_checkpoint, '--no-overlay',
+                                '--confidence-encoding', encoding, '--max-frames', '1',
+                                topics=[IMAGE_TOPIC]), capsys)
+    assert code == 0, err
+    outputs = read_all(out)
+    (_, _, _, _, frame), = by_topic(read_all(bags['sqlite3']), IMAGE_TOPIC)[:1]
+    rgb = decode_image(frame.encoding, frame.height, frame.width, frame.step,
+                       np.asarray(frame.data).tobytes())
+    result = pipeline.segment(rgb, OutputRequest(confidence=True))
+    (confidence,) = by_topic(outputs, f'{OUT[IMAGE_TOPIC]}/confidence')
+    msg = confidence[4]
+    assert msg.encoding == encoding
+    if encoding == '32FC1':
+        assert msg.step == 4 * W
+        got = np.frombuffer(np.asarray(msg.data).tobytes(), np.float32).reshape(H, W)
+        np.testing.assert_array_equal(got, result.confidence)
+    else:
+        np.testing.assert_array_equal(image_array(msg), confidence_to_mono8(result.confidence))
+    # the node's output contract, image for image and for the labels
+    array, node_encoding = output_images(result, encoding)['confidence']
+    assert node_encoding == encoding and np.asarray(msg.data).tobytes() == array.tobytes()
+    announcement = label_announcement(pipeline.labels)
+    (labels,) = by_topic(outputs, '/lseg/labels')
+    assert labels[4].data == announcement.json_text()
+    (embeddings,) = by_topic(outputs, '/lseg/text_embeddings')
+    np.testing.assert_array_equal(np.asarray(embeddings[4].data, np.float32).reshape(4, 512),
+                                  announcement.embeddings)
+
+
+def test_confidence_encoding_is_checked(bags, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        segment_bag(seg_args(bags['sqlite3'], tmp_path / 'x', 'none.ckpt',
+                             '--confidence-encoding', 'mono16'))
+    assert exit_.value.code == 2 and '--confidence-encoding' in capsys.readouterr().err
+
+
 def test_a_folder_of_bags_with_one_command(bags, rn_checkpoint, tmp_path, capsys):
     folder = bags['mcap'].parent                   # holds in_mcap and in_sqlite3
     out = tmp_path / 'segmented'

@@ -50,7 +50,7 @@ def test_bad_initial_labels_and_choices_fail_at_start(rn_checkpoint, tmp_path):
 
 
 def test_unusable_engine_is_a_warning_and_in_diagnostics(rn_checkpoint, tmp_path):
-    """Backend auto with an unusable engine: one warning naming it, diagnostics say why."""
+    """Backend auto with an unusable engine: one ROS warning naming it, diagnostics say why."""
     from diagnostic_msgs.msg import DiagnosticArray
     engine = tmp_path / 'model.engine'
     engine.write_bytes(np.random.default_rng(0).bytes(1024))
@@ -70,6 +70,9 @@ def test_unusable_engine_is_a_warning_and_in_diagnostics(rn_checkpoint, tmp_path
         assert str(engine) in value and 'not used' in value, value
         warnings = [line for line in proc.output().splitlines() if 'WARN' in line]
         assert len(warnings) == 1 and str(engine) in warnings[0], proc.output()
+        # the backend factory's Python logging record, in the node's format (and on /rosout)
+        assert warnings[0].startswith('[WARN] [') and '[lseg_engine]' in warnings[0], \
+            warnings[0]
     finally:
         client.close()
         assert proc.stop() == 0

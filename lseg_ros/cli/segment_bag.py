@@ -9,13 +9,15 @@ time:
 
   T/lseg/mask        sensor_msgs/Image mono8 (mono16 above 255 labels), label index per pixel
   T/lseg/confidence  sensor_msgs/Image mono8, softmax probability of the winning label x 255
+                     (32FC1, the probability itself, with --confidence-encoding 32FC1)
   T/lseg/overlay     sensor_msgs/Image rgb8 (bgr8 for BGR cameras), labels blended on the image
   T/lseg/features    sensor_msgs/Image 32FC512 L2-normalised embeddings (with --features)
 
 (T without a trailing /compressed, unless the raw topic is selected as well), plus
 /lseg/labels (std_msgs/String, JSON as the node's ~/labels) and /lseg/text_embeddings
-(std_msgs/Float32MultiArray, K x 512, L2-normalised).  Same input, same model and backend:
-byte-identical output messages.
+(std_msgs/Float32MultiArray, K x 512, the L2-normalised text embeddings).  The messages
+are those of the node (lseg_ros.formats.outputs defines them for both).  Same input, same
+model and backend: byte-identical output messages.
 
 Several bags (--input repeated, or a folder of bags as --input) are segmented with one model
 load into --output/<bag name>; every input and output is checked before the model loads.
@@ -36,6 +38,7 @@ from lseg_ros.core.interrupts import signal_name
 from lseg_ros.formats import bag
 from lseg_ros.formats.bag_segmenter import (BagSegmenter, check_inputs, check_options,
                                             DEFAULT_FEATURE_STRIDE, plan_jobs, report)
+from lseg_ros.formats.outputs import CONFIDENCE_ENCODINGS, DEFAULT_CONFIDENCE_ENCODING
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help='replace the output bag if it exists')
     out.add_argument('--confidence', action=argparse.BooleanOptionalAction, default=True,
                      help='write T/lseg/confidence (default: yes)')
+    out.add_argument('--confidence-encoding', choices=CONFIDENCE_ENCODINGS,
+                     default=DEFAULT_CONFIDENCE_ENCODING,
+                     help='encoding of T/lseg/confidence: mono8 (0-255) or 32FC1 (0-1), like '
+                          'the confidence_encoding parameter of the node (default: '
+                          f'{DEFAULT_CONFIDENCE_ENCODING})')
     out.add_argument('--overlay', action=argparse.BooleanOptionalAction, default=True,
                      help='write T/lseg/overlay (default: yes)')
     out.add_argument('--alpha', type=float, default=0.5, help='overlay opacity (0..1)')
@@ -123,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
             alpha=args.alpha, feature_stride=args.feature_stride if args.features else 0,
             copy_topics=args.copy_topics, skip_bad_frames=args.skip_bad_frames,
             max_frames=args.max_frames, progress=not args.no_progress, protect=inputs,
-            max_pixels=args.max_input_pixels)
+            max_pixels=args.max_input_pixels, confidence_encoding=args.confidence_encoding)
         try:
             counts = segmenter.run()
         except KeyboardInterrupt as error:

@@ -11,7 +11,6 @@ progress line and :func:`report` prints what one bag gave.  The command line is
 ``segment_bag``.
 """
 
-import json
 import logging
 from pathlib import Path
 import queue
@@ -20,13 +19,12 @@ import threading
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from lseg_ros.core.errors import ImageError, ImageTooLargeError, LsegError
 from lseg_ros.core.interrupts import deferred
 from lseg_ros.formats import bag
-from lseg_ros.formats.image_codec import (confidence_to_mono8, DEFAULT_MAX_INPUT_PIXELS,
-                                          mask_encoding)
+from lseg_ros.formats.image_codec import DEFAULT_MAX_INPUT_PIXELS
+from lseg_ros.formats.outputs import (CONFIDENCE_ENCODINGS, DEFAULT_CONFIDENCE_ENCODING,
+                                      label_announcement, output_images)
 
 LOG = logging.getLogger('segment_bag')
 
@@ -220,7 +218,8 @@ class BagSegmenter:
                  overwrite: bool = False, confidence: bool = True, overlay: bool = True,
                  alpha: float = 0.5, feature_stride: int = 0, copy_topics: Sequence[str] = (),
                  skip_bad_frames: bool = False, max_frames: int = 0, progress: bool = True,
-                 protect: Sequence = (), max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+                 protect: Sequence = (), max_pixels: int = DEFAULT_MAX_INPUT_PIXELS,
+                 confidence_encoding: str = DEFAULT_CONFIDENCE_ENCODING):
         check_options(image_topics, alpha, feature_stride or None, max_frames, max_pixels)
         self.pipeline = pipeline
         self.input_path = input_path
@@ -231,6 +230,10 @@ class BagSegmenter:
         from lseg_ros.core.pipeline import OutputRequest
         self.request = OutputRequest(confidence=confidence, overlay=overlay,
                                      overlay_alpha=alpha, features_stride=feature_stride)
+        if confidence_encoding not in CONFIDENCE_ENCODINGS:
+            raise LsegError(f'--confidence-encoding must be one of '
+                            f'{", ".join(CONFIDENCE_ENCODINGS)}, got {confidence_encoding!r}')
+        self.confidence_encoding = confidence_encoding
         self.copy_topics = list(copy_topics)
         self.skip_bad_frames = skip_bad_frames
         self.max_frames = max(0, int(max_frames))
@@ -313,32 +316,19 @@ class BagSegmenter:
             writer.add_raw_topic(reader.topics[topic])
 
     def _write_labels(self, writer: bag.BagWriter, timestamp: int) -> None:
-        label_set = self.pipeline.labels
-        weights = label_set.weights.float().cpu().numpy()
-        unit = weights / np.linalg.norm(weights, axis=1, keepdims=True)
-        text = json.dumps({'labels': list(label_set.labels), 'version': label_set.version,
-                           'embedding_dim': int(weights.shape[1])})
-        writer.write(LABELS_TOPIC, timestamp, bag.string_message(text))
-        writer.write(EMBEDDINGS_TOPIC, timestamp,
-                     bag.float32_array_message(unit, ('labels', 'embedding')))
+        announcement = label_announcement(self.pipeline.labels)
+        writer.write(LABELS_TOPIC, timestamp, bag.string_message(announcement.json_text()))
+        writer.write(EMBEDDINGS_TOPIC, timestamp, bag.float32_array_message(
+            announcement.embeddings, ('labels', 'embedding')))
 
     def _segment(self, writer: bag.BagWriter, frame: bag.BagFrame) -> None:
         result = self.pipeline.segment(frame.rgb, self.request)
         header = bag.make_header(frame.stamp, frame.frame_id)
         prefix = self.prefixes[frame.topic]
-        messages = [(prefix + '/mask',
-                     bag.image_message(result.mask, mask_encoding(result.mask), header))]
-        if result.confidence is not None:
-            messages.append((prefix + '/confidence', bag.image_message(
-                confidence_to_mono8(result.confidence), 'mono8', header)))
-        if result.overlay is not None:
-            encoding = frame.overlay_encoding
-            overlay = result.overlay[:, :, ::-1] if encoding == 'bgr8' else result.overlay
-            messages.append((prefix + '/overlay', bag.image_message(overlay, encoding, header)))
-        if result.features is not None:
-            depth = result.features.shape[2]
-            messages.append((prefix + '/features',
-                             bag.image_message(result.features, f'32FC{depth}', header)))
+        images = output_images(result, self.confidence_encoding,
+                               bgr=frame.overlay_encoding == 'bgr8')
+        messages = [(f'{prefix}/{name}', bag.image_message(array, encoding, header))
+                    for name, (array, encoding) in images.items()]
         with deferred():                     # a frame's outputs are written all or none
             for topic, message in messages:
                 writer.write(topic, frame.timestamp, message)

@@ -1,9 +1,13 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""rclpy message <-> numpy conversions for the node (thin wrappers over image_codec)."""
+"""rclpy message <-> numpy conversions for the node (thin wrappers over image_codec).
 
-import json
-from typing import Optional, Sequence
+The output images and the label announcement are defined once in
+:mod:`lseg_ros.formats.outputs` (shared with segment_bag); this module only wraps them in
+rclpy messages.
+"""
+
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -11,6 +15,7 @@ from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
 
 from lseg_ros.formats.image_codec import (decode_compressed, decode_image,
                                           DEFAULT_MAX_INPUT_PIXELS, image_fields, source_is_bgr)
+from lseg_ros.formats.outputs import ImageOutput, LabelAnnouncement, labels_json_text
 
 
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
@@ -41,10 +46,15 @@ def to_image_msg(array: np.ndarray, encoding: str, header) -> Image:
     return msg
 
 
+def image_msgs(images: Dict[str, ImageOutput], header) -> Dict[str, Image]:
+    """Build the output Images of :func:`lseg_ros.formats.outputs.output_images`, by name."""
+    return {name: to_image_msg(array, encoding, header)
+            for name, (array, encoding) in images.items()}
+
+
 def labels_json(labels: Sequence[str], version: int, dim: int) -> String:
     """Build the ``~/labels`` message: ``{"labels": [...], "version": n, "embedding_dim": d}``."""
-    return String(data=json.dumps({'labels': list(labels), 'version': version,
-                                   'embedding_dim': dim}))
+    return String(data=labels_json_text(labels, version, dim))
 
 
 def embeddings_msg(weights: np.ndarray) -> Float32MultiArray:
@@ -87,3 +97,9 @@ def label_info_msg(labels: Sequence[str], header) -> Optional[object]:
     return LabelInfo(header=header, threshold=0.0,
                      class_map=[VisionClass(class_id=i, class_name=name)
                                 for i, name in enumerate(labels)])
+
+
+def announcement_msgs(announcement: LabelAnnouncement, header):
+    """Return ``(~/labels String, ~/text_embeddings, ~/label_info or None)`` messages."""
+    return (String(data=announcement.json_text()), embeddings_msg(announcement.embeddings),
+            label_info_msg([name for _, name in announcement.class_map()], header))

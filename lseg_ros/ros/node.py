@@ -2,6 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ``/lseg`` node: a thin ROS 2 adapter around :class:`LsegPipeline`.
 
+It wires parameters, publishers and subscriptions to the pieces that do the work: the
+output contract (:mod:`lseg_ros.formats.outputs`, shared with segment_bag), the worker
+threads (:mod:`lseg_ros.ros.workers`), the camera models (:mod:`lseg_ros.ros.camera_info`)
+and the diagnostics (:mod:`lseg_ros.ros.diagnostics`); Python logging of the package is
+forwarded to the node's logger (:mod:`lseg_ros.ros.log_forward`).
+
 Threads: one executor thread runs subscriptions, parameter services and the diagnostics
 timer, and never inference; the image callback only drops the message into a one-frame
 :class:`LatestSlot` (newest frame wins, replaced frames are counted as dropped).  A frame
@@ -12,18 +18,14 @@ stream never stalls on a label change.  A second executor thread was measured no
 with the frame worker.
 """
 
-from dataclasses import replace
 import json
 import os
-import queue
 import signal
 import sys
-import threading
 import time
-from typing import Dict, Optional
+from typing import Dict
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 import rclpy
@@ -38,13 +40,18 @@ from std_msgs.msg import Float32MultiArray, Header, String
 
 from lseg_ros.core.errors import ImageError, LabelError, LsegError
 from lseg_ros.core.labels import parse_labels
-from lseg_ros.formats.image_codec import confidence_to_mono8, mask_encoding
-from lseg_ros.ros.conversions import (embeddings_msg, image_to_rgb, is_bgr, label_info_msg,
-                                      labels_json, scaled_camera_info, to_image_msg)
+from lseg_ros.formats.outputs import (CONFIDENCE, FEATURES, label_announcement, MASK,
+                                      output_images, OVERLAY)
+from lseg_ros.ros.camera_info import (CameraInfoCache, features_camera_info,
+                                      image_camera_info)
+from lseg_ros.ros.conversions import announcement_msgs, image_msgs, image_to_rgb, is_bgr
 from lseg_ros.ros.dds_profile import profile_in_effect
+from lseg_ros.ros.diagnostics import diagnostic_status, diagnostic_values, gpu_memory
 from lseg_ros.ros.frame_slot import LatestSlot, RollingStats
+from lseg_ros.ros.log_forward import LogForwarding
 from lseg_ros.ros.params import PARAMS
 from lseg_ros.ros.qos import CAMERA_INFO_QOS, input_qos, LATCHED_QOS, OUTPUT_QOS
+from lseg_ros.ros.workers import FRAME_THREAD, FrameWorker, LABEL_THREAD, LabelWorker
 
 NODE_NAME = 'lseg'
 WARN_PERIOD_S = 5.0
@@ -81,6 +88,15 @@ class LsegNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        # Core logging (e.g. the backend auto fallback) in the node's format and on /rosout.
+        self._log_forwarding = LogForwarding(self.get_logger())
+        try:
+            self._set_up()
+        except BaseException:
+            self._log_forwarding.remove()
+            raise
+
+    def _set_up(self) -> None:
         start = time.monotonic()
         for param in PARAMS:
             self.declare_parameter(param.name, param.default, descriptor(param))
@@ -89,31 +105,31 @@ class LsegNode(Node):
         self.pipeline = self._load_pipeline()
         self.stats = RollingStats()
         self.slot = LatestSlot()
-        self._camera_infos: Dict[tuple, CameraInfo] = {}
-        self._camera_lock = threading.Lock()
+        self.camera_infos = CameraInfoCache()
         self.transport_lost = 0
         self._warned: Dict[str, float] = {}
         self._make_publishers()
         if self.settings['warmup']:
             size = self.pipeline.input_size
             self.pipeline.warmup(size * 3 // 4, size)
-        self._publish_labels(self.pipeline.labels)
-        self._label_queue: 'queue.Queue[Optional[tuple]]' = queue.Queue()
+        self._publish_labels(label_announcement(self.pipeline.labels))
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
-        self._threads = [threading.Thread(target=self._frame_loop, name='lseg-frames',
-                                          daemon=True),
-                         threading.Thread(target=self._label_loop, name='lseg-labels',
-                                          daemon=True)]
-        for thread in self._threads:
-            thread.start()
+        bind = self._bind_worker_device
+        self.frame_worker = FrameWorker(
+            self.slot, self._process, self._on_frame_error, running=self.context.ok,
+            max_rate=lambda: self.settings['max_rate_hz'], on_start=bind)
+        self.label_worker = LabelWorker(self._apply_labels, on_start=bind)
+        self._threads = [self.frame_worker.thread, self.label_worker.thread]
+        self.frame_worker.start()
+        self.label_worker.start()
         self._make_subscriptions()
         self.startup_s = time.monotonic() - start
         self.create_timer(self.settings['diagnostics_period'], self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
+        # An unused engine (backend auto) was warned about by the backend factory, through
+        # the forwarded logging: one warning line, diagnostics say it again.
         info = self.pipeline.describe()
-        if info.get('fallback'):
-            self.get_logger().warning(f'{info["fallback"]}; running {info["backend"]} instead')
         self.get_logger().info(
             f'ready in {self.startup_s:.1f} s: checkpoint {self.settings["checkpoint"]}, '
             f'variant {info["variant"]}, backend {info["backend"]} on {info["device"]}, '
@@ -191,28 +207,12 @@ class LsegNode(Node):
         else:
             self.create_subscription(Image, 'image', self.slot.put, qos,
                                      event_callbacks=events)
-        self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
+        self.create_subscription(CameraInfo, 'camera_info', self.camera_infos.add,
                                  CAMERA_INFO_QOS)
 
     def _on_message_lost(self, event) -> None:
         """Count frames the middleware lost before they reached the node (best effort)."""
         self.transport_lost += event.total_count_change
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        with self._camera_lock:
-            self._camera_infos[stamp] = msg
-            while len(self._camera_infos) > 16:
-                self._camera_infos.pop(next(iter(self._camera_infos)))
-
-    def _camera_info_for(self, header) -> Optional[CameraInfo]:
-        """Return the CameraInfo with the frame's stamp, else the newest one (or None)."""
-        with self._camera_lock:
-            infos = self._camera_infos
-            if not infos:
-                return None
-            exact = infos.get((header.stamp.sec, header.stamp.nanosec))
-            return exact if exact is not None else infos[next(reversed(infos))]
 
     # ------------------------------------------------------------------------ parameters
     def _validate_parameters(self, params) -> SetParametersResult:
@@ -235,40 +235,33 @@ class LsegNode(Node):
             if param.name in self.settings:
                 self.settings[param.name] = param.value
             if param.name == 'labels':
-                self._label_queue.put((param.value,))
+                self.label_worker.submit(param.value)
 
-    def _label_loop(self) -> None:
+    # ---------------------------------------------------------------------------- labels
+    def _bind_worker_device(self) -> None:
         self._bind_device(self.pipeline.device)
-        while True:
-            request = self._label_queue.get()
-            if request is None:
-                return
-            while not self._label_queue.empty():        # coalesce: only the newest matters
-                newer = self._label_queue.get()
-                if newer is None:
-                    return
-                request = newer
-            try:
-                prepared = self.pipeline.prepare_labels(request[0])
-            except Exception as error:  # noqa: B902 - keep the old labels, say why
-                self.get_logger().error(f'labels {request[0]!r} not applied, keeping '
-                                        f'{list(self.pipeline.labels.labels)}: {error}')
-                continue
-            # This thread is the only one that installs labels after start-up, so the next
-            # version is known: announce it on the latched topics first, then install, so no
-            # mask of the new vocabulary can be published before its labels.
-            self._publish_labels(replace(prepared, version=self.pipeline.labels.version + 1))
-            label_set = self.pipeline.install_labels(prepared)
-            self.get_logger().info(f'labels v{label_set.version}: {list(label_set.labels)}')
 
-    def _publish_labels(self, label_set) -> None:
-        text = label_set.text_features.numpy()
-        self.pub_labels.publish(labels_json(label_set.labels, label_set.version, text.shape[1]))
-        self.pub_embeddings.publish(embeddings_msg(
-            text / np.linalg.norm(text, axis=1, keepdims=True)))
-        if self.pub_label_info is not None:
-            header = self._header_now()
-            self.pub_label_info.publish(label_info_msg(label_set.labels, header))
+    def _apply_labels(self, labels) -> None:
+        """Embed ``labels``, announce and install them (runs in the label worker)."""
+        try:
+            prepared = self.pipeline.prepare_labels(labels)
+        except Exception as error:  # noqa: B902 - keep the old labels, say why
+            self.get_logger().error(f'labels {labels!r} not applied, keeping '
+                                    f'{list(self.pipeline.labels.labels)}: {error}')
+            return
+        # This thread is the only one that installs labels after start-up, so the next
+        # version is known: announce it on the latched topics first, then install, so no
+        # mask of the new vocabulary can be published before its labels.
+        self._publish_labels(label_announcement(prepared, self.pipeline.labels.version + 1))
+        label_set = self.pipeline.install_labels(prepared)
+        self.get_logger().info(f'labels v{label_set.version}: {list(label_set.labels)}')
+
+    def _publish_labels(self, announcement) -> None:
+        labels, embeddings, label_info = announcement_msgs(announcement, self._header_now())
+        self.pub_labels.publish(labels)
+        self.pub_embeddings.publish(embeddings)
+        if self.pub_label_info is not None and label_info is not None:
+            self.pub_label_info.publish(label_info)
 
     def _header_now(self) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id='')
@@ -280,32 +273,13 @@ class LsegNode(Node):
             self._warned[key] = now
             self.get_logger().warning(text)
 
-    def _frame_loop(self) -> None:
-        self._bind_device(self.pipeline.device)
-        last_start = 0.0
-        while not self.slot.closed and self.context.ok():
-            rate = self.settings['max_rate_hz']
-            if rate > 0:
-                delay = last_start + 1.0 / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(min(delay, 0.5))
-                    continue
-            got = self.slot.take(timeout=0.5)
-            if got is None:
-                continue
-            last_start = time.monotonic()
-            try:
-                self._process(*got)
-            except Exception as error:  # noqa: B902 - one bad frame must not stop the node
-                if self.slot.closed or not self.context.ok():
-                    return              # publishing fails once the context is shut down
-                self.stats.add_bad()
-                if isinstance(error, ImageError):
-                    self._warn(f'{type(error).__name__}:{str(error)[:24]}',
-                               f'frame skipped: {error}')
-                else:
-                    self._warn(type(error).__name__,
-                               f'frame failed: {type(error).__name__}: {error}')
+    def _on_frame_error(self, error: Exception) -> None:
+        """Count a frame that failed and warn (at most every WARN_PERIOD_S per kind)."""
+        self.stats.add_bad()
+        if isinstance(error, ImageError):
+            self._warn(f'{type(error).__name__}:{str(error)[:24]}', f'frame skipped: {error}')
+        else:
+            self._warn(type(error).__name__, f'frame failed: {type(error).__name__}: {error}')
 
     def _wanted(self, publisher, switch: str) -> bool:
         return self.settings[switch] and publisher.get_subscription_count() > 0
@@ -325,25 +299,20 @@ class LsegNode(Node):
         result = self.pipeline.segment(rgb, request)
         t1 = time.perf_counter()
         header = msg.header
-        self.pub_mask.publish(to_image_msg(result.mask, mask_encoding(result.mask), header))
-        if result.confidence is not None:
-            if s['confidence_encoding'] == '32FC1':
-                self.pub_confidence.publish(to_image_msg(result.confidence, '32FC1', header))
-            else:
-                self.pub_confidence.publish(to_image_msg(confidence_to_mono8(result.confidence),
-                                                         'mono8', header))
-        if result.overlay is not None:
-            bgr = is_bgr(msg)
-            overlay = result.overlay[:, :, ::-1] if bgr else result.overlay
-            self.pub_overlay.publish(to_image_msg(overlay, 'bgr8' if bgr else 'rgb8', header))
-        info = self._camera_info_for(header)
+        images = image_msgs(output_images(result, s['confidence_encoding'], is_bgr(msg)),
+                            header)
+        self.pub_mask.publish(images[MASK])
+        if CONFIDENCE in images:
+            self.pub_confidence.publish(images[CONFIDENCE])
+        if OVERLAY in images:
+            self.pub_overlay.publish(images[OVERLAY])
+        info = self.camera_infos.match(header)
         if info is not None and self.pub_camera_info.get_subscription_count() > 0:
-            self.pub_camera_info.publish(self._image_info(info, header, rgb.shape))
-        if result.features is not None:
-            self.pub_features.publish(to_image_msg(
-                result.features, f'32FC{result.features.shape[2]}', header))
+            self.pub_camera_info.publish(image_camera_info(info, header, rgb.shape))
+        if FEATURES in images:
+            self.pub_features.publish(images[FEATURES])
             if info is not None:
-                self.pub_features_info.publish(self._features_info(
+                self.pub_features_info.publish(features_camera_info(
                     info, header, result, request.features_stride, rgb.shape))
         publish_ms = 1000 * (time.perf_counter() - t1)
         stages = {k: v for k, v in result.timings.items() if k != 'total'}
@@ -351,80 +320,22 @@ class LsegNode(Node):
         latency_ms = 1000 * (time.monotonic() - received)
         self.stats.add(latency_ms, stages)
         if self.pub_result.get_subscription_count() > 0:
-            outputs = ['mask'] + [name for name, value in (
-                ('confidence', result.confidence), ('overlay', result.overlay),
-                ('features', result.features)) if value is not None]
             self.pub_result.publish(String(data=json.dumps({
                 'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec},
                 'frame_id': header.frame_id, 'label_version': result.label_set.version,
-                'labels': len(result.label_set.labels), 'outputs': outputs,
+                'labels': len(result.label_set.labels), 'outputs': list(images),
                 'latency_ms': latency_ms, 'stages_ms': stages})))
-
-    @staticmethod
-    def _in_info_pixels(info: CameraInfo, shape, ax, bx, ay, by):
-        """Map ``u = a * j + b`` (image pixels) into the pixels of ``info``'s resolution.
-
-        A camera_info of another resolution than the image (e.g. full-size calibration with
-        a binned stream) is scaled like image_proc's resize: pixel centres stay aligned.
-        """
-        sx = info.width / shape[1] if info.width else 1.0
-        sy = info.height / shape[0] if info.height else 1.0
-        return sx * ax, sx * (bx + 0.5) - 0.5, sy * ay, sy * (by + 0.5) - 0.5
-
-    def _image_info(self, info: CameraInfo, header, shape) -> CameraInfo:
-        """Return the camera model of the outputs at the input image's resolution."""
-        return scaled_camera_info(info, header, shape[1], shape[0],
-                                  *self._in_info_pixels(info, shape, 1.0, 0.0, 1.0, 0.0))
-
-    def _features_info(self, info: CameraInfo, header, result, stride: int,
-                       shape) -> CameraInfo:
-        """Return the camera model of the feature grid: cell j <-> image pixel a * j + b."""
-        g = result.geometry
-        grid_h, grid_w = result.features.shape[:2]
-        ph, pw = g.padded
-        rx, ry = g.resized[1] / g.source[1], g.resized[0] / g.source[0]
-        # H/2 cell i sits at network pixel i * (W - 1) / (W/2 - 1) (align_corners upsampling)
-        ax = stride * (pw - 1) / (pw / 2 - 1) / rx
-        ay = stride * (ph - 1) / (ph / 2 - 1) / ry
-        mapping = self._in_info_pixels(info, shape, ax, 0.5 / rx - 0.5, ay, 0.5 / ry - 0.5)
-        return scaled_camera_info(info, header, grid_w, grid_h, *mapping)
 
     # ----------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
         snap = self.stats.snapshot()
-        label_set = self.pipeline.labels
         info = self.pipeline.describe()
-        values = {
-            'fps': f'{snap["fps"]:.2f}',
-            'latency_p50_ms': f'{snap["latency"]["p50"]:.2f}',
-            'latency_p99_ms': f'{snap["latency"]["p99"]:.2f}',
-            'frames_received': str(self.slot.received),
-            'frames_processed': str(snap['processed']),
-            'frames_dropped': str(self.slot.dropped),
-            'frames_bad': str(snap['bad']),
-            'frames_lost_in_transport': str(self.transport_lost),
-            'backend': info['backend'], 'device': info['device'],
-            'precision': info['precision'], 'variant': info['variant'],
-            'engine': self.settings['engine'] or '-', 'input_size': info['input_size'],
-            'engine_fallback': info.get('fallback') or '-',
-            'label_version': str(label_set.version), 'labels': ','.join(label_set.labels),
-            'startup_s': f'{self.startup_s:.2f}',
-        }
-        for stage, value in snap['stages_p50'].items():
-            values[f'stage_{stage}_p50_ms'] = f'{value:.3f}'
-        if self.pipeline.device.type == 'cuda':
-            import torch
-            device = self.pipeline.device
-            values['gpu_memory_allocated_mb'] = \
-                f'{torch.cuda.memory_allocated(device) / 2**20:.0f}'
-            values['gpu_memory_reserved_mb'] = f'{torch.cuda.memory_reserved(device) / 2**20:.0f}'
-        level = DiagnosticStatus.WARN if snap['bad'] and snap['processed'] == 0 else \
-            DiagnosticStatus.OK
-        status = DiagnosticStatus(
-            level=level, name=f'{self.get_fully_qualified_name()}: segmentation',
-            message=f'{snap["fps"]:.1f} fps, {self.slot.dropped} dropped',
-            hardware_id=info['device'],
-            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        counters = {'received': self.slot.received, 'dropped': self.slot.dropped,
+                    'lost': self.transport_lost}
+        values = diagnostic_values(snap, counters, info, self.settings, self.pipeline.labels,
+                                   self.startup_s, gpu_memory(self.pipeline.device))
+        status = diagnostic_status(self.get_fully_qualified_name(), snap, self.slot.dropped,
+                                   info['device'], values)
         self.pub_diagnostics.publish(DiagnosticArray(header=self._header_now(),
                                                      status=[status]))
 
@@ -435,8 +346,10 @@ class LsegNode(Node):
         set): the caller must then end the process without tearing down what that thread
         uses (see :func:`main`).
         """
+        # Not the node's logger from here on: its /rosout publisher dies with the context.
+        self._log_forwarding.remove()
         self.slot.close()
-        self._label_queue.put(None)
+        self.label_worker.stop()
         deadline = time.monotonic() + SHUTDOWN_WAIT_S
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -451,8 +364,8 @@ class LsegNode(Node):
         return True
 
 
-BUSY = {'lseg-frames': 'a frame is being segmented',
-        'lseg-labels': 'text embeddings of new labels are being computed'}
+BUSY = {FRAME_THREAD: 'a frame is being segmented',
+        LABEL_THREAD: 'text embeddings of new labels are being computed'}
 USAGE = '''usage: lseg_node [--ros-args ...]
 
 The /lseg node: open-vocabulary semantic segmentation of a camera stream (LSeg).
