@@ -16,7 +16,7 @@ gpu-check: setup
 	bash scripts/gpu_check.sh
 
 lint: setup
-	bash scripts/test.sh test/test_lint.py
+	bash scripts/test.sh test/unit/test_lint.py
 
 clean:
 	rm -rf build install log demo_output

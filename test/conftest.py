@@ -7,6 +7,7 @@ Checkpoints are generated once (about 20 s for ViT-L/16) and cached (see
 """
 
 from pathlib import Path
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from lseg_ros.ros.dds_profile import apply_profile
 apply_profile()
 
 DATA = Path(__file__).resolve().parent / 'data'
+sys.path.insert(0, str(DATA.parent))          # test/support: helpers shared by the tests
 
 
 @pytest.fixture(scope='session')
@@ -62,3 +64,14 @@ def rn_pipeline(rn_checkpoint):
     from lseg_ros.core.pipeline import LsegPipeline
     return LsegPipeline.from_checkpoint(rn_checkpoint, backend='torch', device='cpu',
                                         input_size=160, labels='others, dog')
+
+
+#: Fixtures that build the full-size ViT-L/16 (342 M parameters): their tests are ``slow``.
+VIT_FIXTURES = {'vit_checkpoint', 'vit_weights', 'vit_pipeline', 'vit_onnx'}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that run the full-size ViT-L/16 as ``slow`` (``-m 'not slow'``)."""
+    for item in items:
+        if VIT_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)

@@ -13,9 +13,6 @@ import os
 
 import numpy as np
 import pytest
-from test_engine import tiny_onnx
-from test_engine_fakes import expected_features, FakeEngine, make_fake_trt, register_allocator
-from test_reference import check_against_reference
 import torch
 
 from lseg_ros.core.backends import create_backend
@@ -25,6 +22,9 @@ from lseg_ros.core.errors import BackendError, EngineMismatchError
 from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
 from lseg_ros.deploy.engine_build import build_engine, BuildOptions
 from lseg_ros.deploy.export import export_image_encoder
+from support.onnx_models import tiny_onnx
+from support.reference import check_against_reference
+from support.trt_fake import expected_features, FakeEngine, make_fake_trt, register_allocator
 
 CUDA = torch.cuda.is_available()
 

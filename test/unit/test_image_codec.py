@@ -6,10 +6,8 @@ Decompression bombs (images declaring more pixels than the limit) are refused fr
 headers, before anything of their size is allocated.
 """
 
-import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from lseg_ros.formats.image_codec import (declared_size, decode_compressed, deco
                                           DEFAULT_MAX_INPUT_PIXELS, encode_compressed,
                                           source_is_bgr)
 from lseg_ros.ros.launch_args import launch_overrides
+from support.images import jpeg_declaring, png_declaring
 
 H, W = 6, 8
 RED, GREEN = (200, 30, 40), (20, 180, 60)
@@ -130,21 +129,6 @@ def test_launch_overrides_keep_file_values_unless_given():
 
 
 # ------------------------------------------------------------------ decompression bombs
-def jpeg_declaring(width, height):
-    """Return a small real JPEG (~600 bytes) whose frame header (SOF0) declares width x height."""
-    import cv2
-    data = bytearray(cv2.imencode('.jpg', np.zeros((16, 16, 3), np.uint8))[1].tobytes())
-    sof = data.index(b'\xff\xc0')
-    data[sof + 5:sof + 9] = struct.pack('>HH', height, width)
-    return bytes(data)
-
-
-def png_declaring(width, height):
-    """Return a small real PNG whose IHDR declares width x height (with a valid CRC)."""
-    data = bytearray(encode_compressed(np.zeros((16, 16, 3), np.uint8), 'png'))
-    data[16:24] = struct.pack('>II', width, height)
-    data[29:33] = struct.pack('>I', zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
 
 
 BOMB_CHECK = '''

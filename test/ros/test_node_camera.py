@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from node_harness import NodeProcess, RosClient, stamp_of
+from support.ros import NodeProcess, RosClient, stamp_of
+
 
 pytestmark = pytest.mark.ros
 

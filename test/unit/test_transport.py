@@ -14,7 +14,7 @@ import pytest
 from lseg_ros.ros import dds_profile
 from lseg_ros.ros.launch_args import launch_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_profile_gives_shared_memory_for_two_4k_frames_and_no_builtin_transports():

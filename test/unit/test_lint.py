@@ -6,7 +6,7 @@ from pathlib import Path
 import subprocess
 import sys
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TARGETS = [str(ROOT / p) for p in ('lseg_ros', 'test', 'tools', 'launch', 'setup.py')
            if (ROOT / p).exists()]
 

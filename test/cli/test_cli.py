@@ -14,7 +14,7 @@ import pytest
 
 from lseg_ros.cli.segment import entry, write_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Console script -> its module (setup.py); lseg_node stays in lseg_ros.ros.node.
 COMMANDS = {
     'lseg_segment': 'lseg_ros.cli.segment', 'segment_bag': 'lseg_ros.cli.segment_bag',

@@ -8,15 +8,9 @@ import re
 import yaml
 
 from lseg_ros.ros.params import PARAMS
+from support.docs import readme_table
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def readme_table(title):
-    text = (ROOT / 'README.md').read_text()
-    section = text.split(f'### {title}', 1)[1].split('\n#', 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith('| `')]
-    return [[cell.strip() for cell in re.split(r'(?<!\\)\|', row)[1:-1]] for row in rows]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_yaml_has_every_parameter_with_its_default():

@@ -17,7 +17,7 @@ from lseg_ros.deploy.export import (compare_arrays, count_ops, export_image_enco
                                     export_text_encoder, ExportError, fp32_islands,
                                     image_encoder_module, onnxruntime_session)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')

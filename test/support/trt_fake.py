@@ -404,27 +404,3 @@ def register_allocator(fake):
         fake.buffers[tensor.data_ptr()] = tensor
         return tensor
     return allocate
-
-
-def test_fake_flavours_differ_like_the_real_apis():
-    assert hasattr(make_fake_trt('trt10').BuilderFlag, 'FP16')
-    assert not hasattr(make_fake_trt('trt11').BuilderFlag, 'FP16')
-    rtx = make_fake_trt('rtx')
-    assert rtx.__name__ == 'tensorrt_rtx' and hasattr(rtx, 'ComputeCapability')
-
-
-def test_fake_context_computes_its_documented_function():
-    fake = make_fake_trt()
-    allocate = register_allocator(fake)
-    engine = FakeEngine(fake, {'io': [{'name': 'image', 'mode': 'INPUT', 'dtype': 'FLOAT'},
-                                      {'name': 'features', 'mode': 'OUTPUT', 'dtype': 'FLOAT'}],
-                               'profiles': {'image': [[1, 3, 32, 32]] * 3}})
-    context = engine.create_execution_context()
-    x = allocate((1, 3, 32, 32), torch.float32)
-    x.copy_(torch.randn(1, 3, 32, 32))
-    context.set_input_shape('image', x.shape)
-    out = allocate(context.get_tensor_shape('features'), torch.float32)
-    context.set_tensor_address('image', x.data_ptr())
-    context.set_tensor_address('features', out.data_ptr())
-    assert context.execute_async_v3(0)
-    torch.testing.assert_close(out, expected_features(x))

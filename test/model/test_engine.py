@@ -16,11 +16,8 @@ from pathlib import Path
 import subprocess
 import sys
 
-import numpy as np
-import onnx
-from onnx import helper, numpy_helper, TensorProto
+from onnx import TensorProto
 import pytest
-from test_engine_fakes import make_fake_trt
 
 from lseg_ros.core.backends.artifacts import (cache_key, check_metadata, engine_validity,
                                               EngineBuildError, import_tensorrt, onnx_sha256,
@@ -29,29 +26,10 @@ from lseg_ros.core.errors import EngineMismatchError
 from lseg_ros.deploy.engine_build import (build_engine, BuildOptions, choose_precision,
                                           complete_shape, engine_identity, parse_shape,
                                           resolve_profiles)
+from support.onnx_models import tiny_onnx
+from support.trt_fake import make_fake_trt
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_onnx(path, dtype=TensorProto.FLOAT, dynamic=True, external=False):
-    """Write a 1x1-conv 'image encoder' (3 -> 512 channels, stride 2) with the real I/O names."""
-    dims = [1, 3, 'height', 'width'] if dynamic else [1, 3, 64, 64]
-    out_dims = [1, 512, 'fh', 'fw'] if dynamic else [1, 512, 32, 32]
-    np_dtype = np.float16 if dtype == TensorProto.FLOAT16 else np.float32
-    weight = numpy_helper.from_array(np.full((512, 3, 1, 1), 0.5, np_dtype), 'w')
-    nodes = [helper.make_node('Cast', ['image'], ['x'], to=dtype),
-             helper.make_node('Conv', ['x', 'w'], ['y'], strides=[2, 2]),
-             helper.make_node('Cast', ['y'], ['features'], to=TensorProto.FLOAT)]
-    graph = helper.make_graph(
-        nodes, 'tiny', [helper.make_tensor_value_info('image', TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info('features', TensorProto.FLOAT, out_dims)], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
-    if external:
-        onnx.save_model(model, str(path), save_as_external_data=True,
-                        location=Path(path).name + '.data', size_threshold=0)
-    else:
-        onnx.save_model(model, str(path))
-    return str(path)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

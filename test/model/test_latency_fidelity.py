@@ -18,7 +18,7 @@ from lseg_ros.deploy.fidelity import (compare, default_thresholds, json_report, 
 from lseg_ros.deploy.latency import (BASELINE, build_specs, format_table, measure, parse_sizes,
                                      percentiles, plot, strict_fp32)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b'\x89PNG\r\n\x1a\n'
 
 

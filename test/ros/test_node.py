@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lseg_ros.core.samples import sample_frame
-from node_harness import image_msg, NodeProcess, result_infos, RosClient, stamp_of
+from support.ros import image_msg, NodeProcess, result_infos, RosClient, stamp_of
 
 pytestmark = pytest.mark.ros
 
@@ -167,7 +167,7 @@ def test_labels_change_through_set_parameters(node, client):
 
 def test_readme_topics_tables_match_the_running_node(node, client):
     """The README's Published/Subscribed topics tables list what /lseg really has."""
-    from test_params_docs import readme_table
+    from support.docs import readme_table
     published = {name for name, _ in client.node.get_publisher_names_and_types_by_node(
         'lseg', '/')} - {'/rosout', '/parameter_events'}
     documented = {row[0].strip('`').replace('~/', f'{NODE}/')

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HAVE_LAUNCH = all(importlib.util.find_spec(m) for m in ('launch', 'launch_ros'))
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(
@@ -33,7 +33,7 @@ sys.exit(service.run())
 
 
 def test_launch_file_starts_the_node(rn_checkpoint, tmp_path):
-    from node_harness import RosClient
+    from support.ros import RosClient
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
     log = open(tmp_path / 'launch.log', 'w')

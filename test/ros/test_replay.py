@@ -220,7 +220,7 @@ def test_iter_ros_messages_gives_rclpy_messages(sample):
 @pytest.mark.parametrize('compressed', [False, True], ids=['raw', 'compressed'])
 def test_bag_replayed_through_the_node_with_sim_time(sample, rn_checkpoint, compressed):
     """ros2 bag play --clock + use_sim_time + input_qos reliable: masks carry the bag stamps."""
-    node_harness = pytest.importorskip('node_harness')
+    node_harness = pytest.importorskip('support.ros')
     pytest.importorskip('lseg_ros.ros.node')
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy

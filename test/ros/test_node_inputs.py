@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from test_image_codec import jpeg_declaring
 
 from lseg_ros.cli.bench import entry as bench_main
 from lseg_ros.core.samples import sample_frame
 from lseg_ros.formats.image_codec import encode_compressed
-from node_harness import NodeProcess, RosClient, stamp_of
+from support.images import jpeg_declaring
+from support.ros import NodeProcess, RosClient, stamp_of
 
 pytestmark = pytest.mark.ros
 
