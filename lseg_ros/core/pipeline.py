@@ -4,14 +4,16 @@
 
 ``set_labels(...)`` computes text embeddings and installs them atomically with a new label
 version; ``segment(rgb)`` runs pre-processing, the image encoder backend and the head on the
-pipeline's device and returns only what was asked for.  A frame is segmented and reported
-with one :class:`LabelSet` snapshot, so labels can change from another thread at any time.
+pipeline's device and returns only what was asked for; ``segment_batch(images)`` does the
+same for B frames of one size with one encoder call (several cameras, bag segmentation).
+A frame is segmented and reported with one :class:`LabelSet` snapshot, so labels can change
+from another thread at any time.
 """
 
 from dataclasses import dataclass, field, replace
 import logging
 import threading
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -171,61 +173,98 @@ class LsegPipeline:
         result = self.segment(np.zeros((height, width, 3), np.uint8), OutputRequest(raw=True))
         check_finite_output(result, self.describe())
 
-    @torch.inference_mode()
     def segment(self, rgb: np.ndarray, request: OutputRequest = OutputRequest(),
                 label_set: Optional[LabelSet] = None) -> SegmentationResult:
         """Segment one (H, W, 3) uint8 RGB image with the current (or given) labels."""
-        check_rgb(rgb)
+        return self.segment_batch([rgb], request, label_set)[0]
+
+    @torch.inference_mode()
+    def segment_batch(self, images: Sequence[np.ndarray], request: OutputRequest = OutputRequest(),
+                      label_set: Optional[LabelSet] = None) -> List[SegmentationResult]:
+        """Segment B (H, W, 3) uint8 RGB images of one size, in one encoder call per chunk.
+
+        All images use the same label set (one snapshot).  Chunks are at most the backend's
+        ``max_batch`` (an engine or ONNX file with a fixed batch of one runs them one by one).
+        Each result equals :meth:`segment` of that image up to the numerics of a batched
+        matrix product; ``timings`` are those of the whole call (``batch`` gives its size).
+        """
+        images = list(images)
+        if not images:
+            return []
+        for rgb in images:
+            check_rgb(rgb)
+        shapes = sorted({tuple(rgb.shape[:2]) for rgb in images})
+        if len(shapes) > 1:
+            raise ValueError(f'segment_batch needs images of one size, got {shapes}; group '
+                             'them by size')
         label_set = label_set or self.labels
-        geometry = self.geometry(rgb.shape[0], rgb.shape[1])
+        step = self.backend.max_batch or len(images)
+        results: List[SegmentationResult] = []
+        for start in range(0, len(images), step):
+            results.extend(self._segment_chunk(images[start:start + step], request, label_set))
+        return results
+
+    def _segment_chunk(self, images: List[np.ndarray], request: OutputRequest,
+                       label_set: LabelSet) -> List[SegmentationResult]:
+        geometry = self.geometry(images[0].shape[0], images[0].shape[1])
         timer = StageTimer(self.device)
-        image = self._upload(rgb)
-        x = self.normalizer(image, geometry)
+        batch = self._upload(images)
+        x = self.normalizer(batch, geometry)
         timer.mark('preprocess')
         features = self.backend(x)
         timer.mark('encoder')
         logits = logits_at_input(features, label_set.weights)
-        index, confidence = reduce_logits(logits, geometry, request.confidence)
+        reduced = [reduce_logits(logits[i:i + 1], geometry, request.confidence)
+                   for i in range(len(images))]
         timer.mark('head')
         small = torch.uint8 if label_set.mask_dtype is np.uint8 else torch.int32
-        mask = index.to(small).cpu().numpy().astype(label_set.mask_dtype, copy=False)
-        result = SegmentationResult(mask=mask, label_set=label_set, geometry=geometry)
-        if confidence is not None:
-            result.confidence = confidence.cpu().numpy()
-        if request.overlay:
-            result.overlay = blend(image, index, label_set.colors,
-                                   request.overlay_alpha).cpu().numpy()
-        if request.features_stride > 0:
-            fh, fw = geometry.feature_valid
-            step = request.features_stride
-            grid = normalize_features(features[:, :, :fh:step, :fw:step])
-            result.features = grid[0].permute(1, 2, 0).contiguous().cpu().numpy()
-        if request.raw:
-            result.image_features = features.float().cpu().numpy()
-            result.logits = logits.float().cpu().numpy()
+        results = []
+        for i, (index, confidence) in enumerate(reduced):
+            mask = index.to(small).cpu().numpy().astype(label_set.mask_dtype, copy=False)
+            result = SegmentationResult(mask=mask, label_set=label_set, geometry=geometry)
+            if confidence is not None:
+                result.confidence = confidence.cpu().numpy()
+            if request.overlay:
+                result.overlay = blend(batch[i], index, label_set.colors,
+                                       request.overlay_alpha).cpu().numpy()
+            if request.features_stride > 0:
+                fh, fw = geometry.feature_valid
+                step = request.features_stride
+                grid = normalize_features(features[i:i + 1, :, :fh:step, :fw:step])
+                result.features = grid[0].permute(1, 2, 0).contiguous().cpu().numpy()
+            if request.raw:
+                result.image_features = features[i:i + 1].float().cpu().numpy()
+                result.logits = logits[i:i + 1].float().cpu().numpy()
+            results.append(result)
         timer.mark('postprocess')
-        result.timings = timer.result()
-        return result
+        timings = timer.result()
+        timings['batch'] = float(len(images))
+        for result in results:
+            result.timings = dict(timings)
+        return results
 
-    def _upload(self, rgb: np.ndarray) -> torch.Tensor:
-        """Return ``rgb`` as a uint8 tensor on the device.
+    def _upload(self, images: List[np.ndarray]) -> torch.Tensor:
+        """Return the images as one (B, H, W, 3) uint8 tensor on the device.
 
-        On a GPU the frame goes through a page-locked buffer, so the copy is one DMA
+        On a GPU the frames go through a page-locked buffer, so the copy is one DMA
         transfer that does not block the host (from pageable memory the driver stages it
         synchronously).  The buffer is reused once the previous transfer has finished.
         """
-        tensor = torch.from_numpy(np.ascontiguousarray(rgb))
         if self.device.type != 'cuda':
-            return tensor
+            if len(images) == 1:
+                return torch.from_numpy(np.ascontiguousarray(images[0])).unsqueeze(0)
+            return torch.from_numpy(np.stack(images))
         if self._uploaded is not None:
             self._uploaded.synchronize()
-        if self._pinned is None or self._pinned.shape != tensor.shape:
-            self._pinned = torch.empty(tensor.shape, dtype=torch.uint8, pin_memory=True)
-        self._pinned.copy_(tensor)
-        image = self._pinned.to(self.device, non_blocking=True)
+        shape = (len(images),) + tuple(images[0].shape)
+        if self._pinned is None or tuple(self._pinned.shape) != shape:
+            self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        for slot, rgb in zip(self._pinned, images):
+            slot.copy_(torch.from_numpy(np.ascontiguousarray(rgb)))
+        batch = self._pinned.to(self.device, non_blocking=True)
         self._uploaded = torch.cuda.Event()
         self._uploaded.record()
-        return image
+        return batch
 
     def describe(self) -> Dict[str, str]:
         """Return the effective configuration, for the start-up log and diagnostics."""

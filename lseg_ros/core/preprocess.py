@@ -61,7 +61,10 @@ def check_rgb(image: np.ndarray) -> np.ndarray:
 
 
 class Normalizer:
-    """Turns (H, W, 3) uint8 tensors into normalised, padded (1, 3, H', W') network input."""
+    """Turns (H, W, 3) or (B, H, W, 3) uint8 tensors into normalised, padded network input.
+
+    The result is (1, 3, H', W') or (B, 3, H', W') float32.
+    """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], device='cpu'):
         device = torch.device(device)
@@ -71,8 +74,10 @@ class Normalizer:
         self.shift = -mean_t / std_t
 
     def __call__(self, rgb: torch.Tensor, geometry: Geometry) -> torch.Tensor:
-        """Resize, pad and normalise ``rgb`` (uint8, H x W x 3, on the target device)."""
-        x = rgb.permute(2, 0, 1).unsqueeze(0).float()
+        """Resize, pad and normalise ``rgb`` (uint8, [B x] H x W x 3, on the target device)."""
+        if rgb.dim() == 3:
+            rgb = rgb.unsqueeze(0)
+        x = rgb.permute(0, 3, 1, 2).float()
         if geometry.resized != geometry.source:
             shrink = geometry.resized[0] < geometry.source[0]
             x = F.interpolate(x, size=geometry.resized, mode='bilinear', align_corners=False,

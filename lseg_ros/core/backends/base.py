@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The image-encoder backend interface and the factory that picks one.
 
-A backend turns the normalised (1, 3, H, W) float32 network input, a tensor on
-``backend.device``, into (1, 512, H/2, W/2) image features on the same device.  The text
+A backend turns the normalised (B, 3, H, W) float32 network input, a tensor on
+``backend.device``, into (B, 512, H/2, W/2) image features on the same device.  ``max_batch``
+is the largest B it takes in one call (None: any; an ONNX file or engine with a fixed batch
+of one: 1); the pipeline splits larger batches.  The text
 encoder and the head are not part of a backend: they run in PyTorch on the same device.
 Heavy optional modules (onnxruntime, tensorrt) are imported only by the backend that uses
 them.
@@ -30,6 +32,7 @@ class EncoderBackend(ABC):
 
     name = 'base'
     fallback_reason: Optional[str] = None
+    max_batch: Optional[int] = None
 
     def __init__(self, device: torch.device, precision: str):
         self.device = torch.device(device)
@@ -37,7 +40,7 @@ class EncoderBackend(ABC):
 
     @abstractmethod
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode a normalised (1, 3, H, W) input into (1, 512, H/2, W/2) features."""
+        """Encode a normalised (B, 3, H, W) input into (B, 512, H/2, W/2) features."""
 
     def describe(self) -> Dict[str, str]:
         """Return what this backend runs, for logs, diagnostics and benchmark reports."""

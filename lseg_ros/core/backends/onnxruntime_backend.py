@@ -84,6 +84,8 @@ class OnnxRuntimeBackend(EncoderBackend):
             raise BackendError(f'{onnx}: expected one input and one output (an image encoder '
                                f'from export_onnx), found {len(inputs)} and {len(outputs)}')
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        batch = inputs[0].shape[0] if inputs[0].shape else None
+        self.max_batch = batch if isinstance(batch, int) and batch > 0 else None
         self.input_type, self.output_type = inputs[0].type, outputs[0].type
         if self.input_type not in _NUMPY or self.output_type not in _TORCH:
             raise BackendError(f'{onnx}: unsupported I/O types {self.input_type} -> '
@@ -111,7 +113,7 @@ class OnnxRuntimeBackend(EncoderBackend):
         shape = tuple(x.shape)
         if shape not in self._buffers:
             if len(shape) != 4:
-                raise BackendError(f'expected a (1, 3, H, W) input, got {shape}')
+                raise BackendError(f'expected a (B, 3, H, W) input, got {shape}')
             inp = torch.empty(shape, dtype=_TORCH[self.input_type], device=self.device)
             out = torch.empty((shape[0], 512, shape[2] // 2, shape[3] // 2),
                               dtype=_TORCH[self.output_type], device=self.device)

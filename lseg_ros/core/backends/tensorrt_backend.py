@@ -202,6 +202,7 @@ class TensorRTBackend(EncoderBackend):
             self.graph_mode = 'per shape' if cuda_graph else 'off'
             context = self._create_context(cuda_graph, runtime_cache)
             self.runner = EngineRunner(trt, self.trt_engine, context, self._allocate)
+            self.max_batch = self.runner.profile[2][0]
             self.stream = torch.cuda.Stream(device)
         if self.runner.dtypes[self.runner.output] not in (torch.float32, torch.float16):
             raise BackendError(f'{engine}: output must be float32 or float16')

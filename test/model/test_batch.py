@@ -1,0 +1,54 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Batched inference: ``segment_batch`` equals ``segment`` frame by frame."""
+
+import numpy as np
+import pytest
+
+from lseg_ros.core.pipeline import OutputRequest
+
+REQUEST = OutputRequest(confidence=True, overlay=True, features_stride=2, raw=True)
+
+
+def frames(count, height=120, width=150, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_segment_batch_equals_segment_frame_by_frame(rn_pipeline):
+    images = frames(3)
+    batched = rn_pipeline.segment_batch(images, REQUEST)
+    assert len(batched) == 3
+    for image, result in zip(images, batched):
+        single = rn_pipeline.segment(image, REQUEST)
+        assert result.mask.shape == image.shape[:2]
+        assert result.timings['batch'] == 3.0
+        np.testing.assert_allclose(result.image_features, single.image_features, atol=2e-4)
+        assert np.mean(result.mask == single.mask) > 0.999
+        np.testing.assert_allclose(result.confidence, single.confidence, atol=1e-4)
+        np.testing.assert_allclose(result.features, single.features, atol=1e-4)
+        assert np.mean(np.abs(result.overlay.astype(int) - single.overlay) <= 1) > 0.999
+    # the frames differ, so a batch that mixed them up would fail above
+    assert not np.array_equal(batched[0].image_features, batched[1].image_features)
+
+
+def test_segment_batch_splits_at_the_backends_max_batch(rn_pipeline, monkeypatch):
+    calls = []
+    backend = rn_pipeline.backend
+    original = type(backend).__call__
+
+    def counting(self, x):
+        calls.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(type(backend), '__call__', counting)
+    monkeypatch.setattr(backend, 'max_batch', 2)
+    results = rn_pipeline.segment_batch(frames(5, 64, 64), OutputRequest())
+    assert calls == [2, 2, 1]
+    assert [r.timings['batch'] for r in results] == [2.0, 2.0, 2.0, 2.0, 1.0]
+
+
+def test_segment_batch_rejects_mixed_sizes_and_accepts_none(rn_pipeline):
+    assert rn_pipeline.segment_batch([]) == []
+    with pytest.raises(ValueError, match='one size'):
+        rn_pipeline.segment_batch(frames(1, 64, 64) + frames(1, 96, 64))
