@@ -24,22 +24,7 @@ mkdir -p "$results"
 export PYTHONUNBUFFERED=1 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 100 ))}
 
-if [ -f .venv/bin/python ]; then
-  source env.sh
-elif [ -n "${LSEG_ROS_WHEELS:-}" ]; then
-  venv=/tmp/lseg_gpu_check_venv
-  if [ ! -x "$venv/bin/python" ]; then
-    sites=$(python3 -c 'import sys; print("\n".join(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))))')
-    python3 -m venv "$venv"
-    purelib=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    printf '%s\n' "$sites" > "$purelib/zz_machine_packages.pth"
-    "$venv/bin/python" -m pip install -q --no-index --no-deps --no-compile "$LSEG_ROS_WHEELS"/*.whl
-  fi
-  source "$venv/bin/activate"
-  export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-else
-  export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-fi
+source scripts/gpu_env.sh
 python - <<'PY' || { echo "gpu_check: no CUDA GPU or no rclpy here" >&2; exit 2; }
 import rclpy, torch
 assert torch.cuda.is_available(), 'torch sees no CUDA GPU'

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--compile', metavar='MODE', help='torch: torch.compile mode')
     parser.add_argument('--channels-last', action='store_true',
                         help='torch: NHWC memory format and cuDNN benchmark mode (GPU)')
+    parser.add_argument('--preset', metavar='NAME',
+                        help='torch: a named configuration of tools/latency.py (its precision '
+                             'and options, e.g. torch-fp8-rowwise); overrides --precision')
     parser.add_argument('--sizes', default='384x384,480x640', help='HxW sizes, comma-separated')
     parser.add_argument('--image', action='append', default=[],
                         help='RGB image file (repeatable; default: the bundled sample frame)')
@@ -80,8 +83,17 @@ def main(args: argparse.Namespace) -> int:
         options['compile_mode'] = args.compile
     if args.channels_last:
         options.update(channels_last=True, cudnn_benchmark=True)
+    precision = args.precision
+    if args.preset:
+        from lseg_ros.core.errors import LsegError
+        from lseg_ros.deploy.latency import TORCH_PRESETS
+        if args.backend != 'torch' or args.preset not in TORCH_PRESETS:
+            raise LsegError(f'--preset needs --backend torch and one of '
+                            f'{", ".join(TORCH_PRESETS)}')
+        precision, preset_options = TORCH_PRESETS[args.preset]
+        options.update(preset_options)
     weights = load_weights(args.checkpoint)
-    report = run_fidelity(weights, args.backend, args.precision, sizes, args.device,
+    report = run_fidelity(weights, args.backend, precision, sizes, args.device,
                           args.labels or FIDELITY_LABELS, images, engine=args.engine,
                           onnx=args.onnx, thresholds=thresholds,
                           reference_device=args.reference_device, **options)

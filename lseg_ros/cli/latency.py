@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                              'torch-fp16-compile')
     parser.add_argument('--onnx', action='append', default=[], help='ONNX file for ONNX Runtime')
     parser.add_argument('--engine', action='append', default=[], help='TensorRT engine file')
+    parser.add_argument('--batch', default='1',
+                        help='batch sizes, comma-separated (default 1; e.g. 1,4): B copies of '
+                             'the frame in one call, reported as frames/s and gain over 1')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--warmup', type=int, default=10, help='warm-up calls (default 10)')
     parser.add_argument('--iterations', type=int, default=50, help='timed calls (default 50)')
@@ -60,11 +63,18 @@ def main(args: argparse.Namespace) -> int:
     if args.warmup < 1 or args.iterations < 1:
         raise LsegError('--warmup and --iterations must be at least 1')
     sizes = parse_sizes(args.sizes)
+    try:
+        batches = [int(b) for b in str(args.batch).split(',') if b.strip()]
+    except ValueError:
+        raise LsegError(f'--batch: comma-separated positive integers, not {args.batch!r}') \
+            from None
+    if not batches or min(batches) < 1:
+        raise LsegError(f'--batch: comma-separated positive integers, not {args.batch!r}')
     device = resolve_device(args.device)
     specs = build_specs(args.backends, device, args.onnx, args.engine)
     weights = load_weights(args.checkpoint)
     report = measure(weights, specs, sizes, device, args.warmup, args.iterations,
-                     measure_peak=not args.no_peak)
+                     measure_peak=not args.no_peak, batches=batches)
     write_json(report, args.output)
     table = format_table(report)
     if args.table:

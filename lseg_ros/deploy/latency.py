@@ -52,6 +52,19 @@ TORCH_PRESETS = {
     'torch-fp16-compile': ('fp16', dict(_PLAIN, cuda_graph=False,
                                         compile_mode='reduce-overhead')),
 }
+#: Issue 11's levers, each on top of torch-fp16-graph-nhwc (one lever per preset).
+_NHWC = TORCH_PRESETS['torch-fp16-graph-nhwc'][1]
+TORCH_PRESETS.update({
+    'torch-fp16-foldbn': ('fp16', dict(_NHWC, fold_bn=True)),
+    'torch-fp16-ln16': ('fp16', dict(_NHWC, layernorm='fp16')),
+    'torch-fp16-sdpa-flash': ('fp16', dict(_NHWC, attention='flash')),
+    'torch-fp16-sdpa-cudnn': ('fp16', dict(_NHWC, attention='cudnn')),
+    'torch-fp16-sdpa-efficient': ('fp16', dict(_NHWC, attention='efficient')),
+    'torch-fp16-inductor-graph': ('fp16', dict(_NHWC, compile_mode='default')),
+    'torch-fp16-autotune-graph': ('fp16', dict(_NHWC, compile_mode='max-autotune-no-cudagraphs')),
+    'torch-fp8-rowwise': ('fp16', dict(_NHWC, fp8='rowwise')),
+    'torch-fp8-tensorwise': ('fp16', dict(_NHWC, fp8='tensorwise')),
+})
 BASELINE = 'torch-fp32-eager'
 GPU_DEFAULT = ('torch-fp32-eager', 'torch-fp16-eager', 'torch-fp16-graph',
                'torch-fp16-graph-nhwc')
@@ -217,8 +230,12 @@ def time_backend(backend, x: torch.Tensor, warmup: int, iterations: int) -> Dict
 
 def measure(weights, specs: Sequence[Spec], sizes: Sequence[Tuple[int, int]],
             device='auto', warmup: int = 10, iterations: int = 50,
-            measure_peak: bool = True) -> Dict:
-    """Measure every spec at every size; returns the JSON-ready report."""
+            measure_peak: bool = True, batches: Sequence[int] = (1,)) -> Dict:
+    """Measure every spec at every size and batch size; returns the JSON-ready report.
+
+    A batch of B repeats the sample frame B times in one (B, 3, H, W) call; rows give the
+    call's latency, ``per_image_ms`` and ``frames_per_s`` (B / p50).
+    """
     device = resolve_device(device)
     variant = weights.variant
     inputs = {size: sample_input(variant, size) for size in sizes}
@@ -239,36 +256,29 @@ def measure(weights, specs: Sequence[Spec], sizes: Sequence[Tuple[int, int]],
             load = time.perf_counter() - start
             info = backend.describe()
             for size in sizes:
-                x = inputs[size].to(device)
-                try:
-                    timing = time_backend(backend, x, warmup, iterations)
-                except (BackendError, RuntimeError) as error:
-                    LOG.warning('latency: %s at %s failed: %s', spec.label, size, error)
-                    skipped.append({'label': spec.label, 'size': list(size),
-                                    'reason': f'{type(error).__name__}: {error}'})
-                    if device.type == 'cuda':
-                        torch.cuda.empty_cache()
-                    continue
-                row = {'label': spec.label, 'backend': spec.backend,
-                       'precision': info.get('precision', spec.precision),
-                       'mode': info.get('mode') or info.get('cuda_graph') or '',
-                       'size': list(size), 'gflop': flops[size] / 1e9,
-                       'load_seconds': load, 'describe': info}
-                row.update(timing)
-                if peak:
-                    row['floor_ms'] = flops[size] / (peak * 1e12) * 1e3
-                    row['x_floor'] = row['p50'] / row['floor_ms']
-                results.append(row)
-                LOG.info('  %dx%d: p50 %.2f ms p90 %.2f p99 %.2f (first %.0f ms)', size[0],
-                         size[1], row['p50'], row['p90'], row['p99'], row['first_call_ms'])
+                for batch in batches:
+                    row = _measure_one(backend, spec, info, inputs[size], size, batch, device,
+                                       warmup, iterations, skipped)
+                    if row is None:
+                        continue
+                    row.update(gflop=batch * flops[size] / 1e9, load_seconds=load)
+                    if peak:
+                        row['floor_ms'] = batch * flops[size] / (peak * 1e12) * 1e3
+                        row['x_floor'] = row['p50'] / row['floor_ms']
+                    results.append(row)
             backend.close()
             del backend
             if device.type == 'cuda':
                 torch.cuda.empty_cache()
-    baseline = {tuple(r['size']): r['p50'] for r in results if r['label'] == BASELINE}
+    baseline = {(tuple(r['size']), r['batch']): r['p50'] for r in results
+                if r['label'] == BASELINE}
+    single = {(r['label'], tuple(r['size'])): r['frames_per_s'] for r in results
+              if r['batch'] == 1}
     for row in results:
-        base = baseline.get(tuple(row['size']))
+        base = baseline.get((tuple(row['size']), row['batch']))
         row['speedup_vs_eager_fp32'] = base / row['p50'] if base else None
+        one = single.get((row['label'], tuple(row['size'])))
+        row['batch_gain'] = row['frames_per_s'] / one if one else None
     return {
         'tool': 'latency', 'variant': variant.name, 'checkpoint': weights.source,
         'device': str(device), 'environment': environment(device),
@@ -287,20 +297,48 @@ def measure(weights, specs: Sequence[Spec], sizes: Sequence[Tuple[int, int]],
     }
 
 
+def _measure_one(backend, spec: Spec, info: Dict, x: torch.Tensor, size: Tuple[int, int],
+                 batch: int, device: torch.device, warmup: int, iterations: int,
+                 skipped: List[Dict]) -> Optional[Dict]:
+    """Time one size and batch; None (and a ``skipped`` entry) when it fails."""
+    x = x.to(device).expand(batch, -1, -1, -1).contiguous()
+    try:
+        timing = time_backend(backend, x, warmup, iterations)
+    except (BackendError, RuntimeError) as error:
+        LOG.warning('latency: %s at %s batch %d failed: %s', spec.label, size, batch, error)
+        skipped.append({'label': spec.label, 'size': list(size), 'batch': batch,
+                        'reason': f'{type(error).__name__}: {error}'})
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+        return None
+    row = {'label': spec.label, 'backend': spec.backend,
+           'precision': info.get('precision', spec.precision),
+           'mode': info.get('mode') or info.get('cuda_graph') or '',
+           'size': list(size), 'batch': batch, 'describe': info}
+    row.update(timing)
+    row['per_image_ms'] = row['p50'] / batch
+    row['frames_per_s'] = 1e3 * batch / row['p50']
+    LOG.info('  %dx%d batch %d: p50 %.2f ms p90 %.2f p99 %.2f (first %.0f ms)', size[0],
+             size[1], batch, row['p50'], row['p90'], row['p99'], row['first_call_ms'])
+    return row
+
+
 def format_table(report: Dict) -> str:
     """Markdown table of a latency report."""
     lines = [f'{report["variant"]} on {_device_name(report)}',
              '',
-             '| backend | precision | mode | size | p50 ms | p90 ms | p99 ms | vs eager fp32 '
-             '| x floor |',
-             '|---|---|---|---|---|---|---|---|---|']
+             '| backend | precision | mode | size | batch | p50 ms | p90 ms | p99 ms '
+             '| frames/s | vs batch 1 | vs eager fp32 | x floor |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in report['results']:
         speed = row.get('speedup_vs_eager_fp32')
         floor = row.get('x_floor')
+        gain = row.get('batch_gain')
         lines.append(
             f'| {row["label"]} | {row["precision"]} | {row["mode"]} | '
-            f'{row["size"][0]}x{row["size"][1]} | {row["p50"]:.2f} | {row["p90"]:.2f} | '
-            f'{row["p99"]:.2f} | {f"{speed:.1f}x" if speed else "-"} | '
+            f'{row["size"][0]}x{row["size"][1]} | {row.get("batch", 1)} | {row["p50"]:.2f} | '
+            f'{row["p90"]:.2f} | {row["p99"]:.2f} | {row.get("frames_per_s", 0):.0f} | '
+            f'{f"{gain:.2f}x" if gain else "-"} | {f"{speed:.1f}x" if speed else "-"} | '
             f'{f"{floor:.1f}" if floor else "-"} |')
     for item in report.get('skipped', []):
         lines.append(f'\nskipped {item["label"]}'
@@ -322,11 +360,12 @@ def plot(reports: Iterable[Dict], path: str) -> str:
     reports = list(reports)
     fig, axes = plt.subplots(1, len(reports), figsize=(7 * len(reports), 4.5), squeeze=False)
     for ax, report in zip(axes[0], reports):
-        labels = list(dict.fromkeys(r['label'] for r in report['results']))
-        sizes = list(dict.fromkeys(tuple(r['size']) for r in report['results']))
+        rows_b1 = [r for r in report['results'] if r.get('batch', 1) == 1]
+        labels = list(dict.fromkeys(r['label'] for r in rows_b1))
+        sizes = list(dict.fromkeys(tuple(r['size']) for r in rows_b1))
         width = 0.8 / max(1, len(labels))
         for index, label in enumerate(labels):
-            rows = {tuple(r['size']): r for r in report['results'] if r['label'] == label}
+            rows = {tuple(r['size']): r for r in rows_b1 if r['label'] == label}
             xs = [i + index * width for i, s in enumerate(sizes) if s in rows]
             p50 = [rows[s]['p50'] for s in sizes if s in rows]
             p90 = [rows[s]['p90'] - rows[s]['p50'] for s in sizes if s in rows]

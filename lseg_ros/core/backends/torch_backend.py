@@ -15,6 +15,7 @@ of the same shape overwrites: consume (or copy) them before the next call, as th
 pipeline does.
 """
 
+import contextlib
 import logging
 from typing import Dict, Optional, Tuple
 
@@ -26,7 +27,16 @@ from lseg_ros.core.model.checkpoint import build_image_encoder
 
 LOG = logging.getLogger(__name__)
 
+#: Sample frames (lseg_ros.core.samples) that calibrate the FP8 input scales, and the margin.
+CALIBRATION_FRAMES = (0, 2, 4)
+FP8_MARGIN = 1.0
+
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+#: torch.compile modes that capture CUDA graphs themselves (no graph of ours around them).
+GRAPHING_COMPILE_MODES = ('reduce-overhead', 'max-autotune')
+#: ``attention`` values: the scaled-dot-product-attention kernel forced for the ViT blocks.
+ATTENTION_KERNELS = ('flash', 'cudnn', 'efficient', 'math')
+FP8_MODES = ('rowwise', 'tensorwise')
 
 
 class _Graph:
@@ -43,7 +53,13 @@ class TorchBackend(EncoderBackend):
 
     ``precision``: ``fp32``, ``fp16`` (GPU only) or ``auto`` (fp16 on a GPU, else fp32).
     ``cuda_graph``: replay one captured CUDA graph per input shape (default: on for a GPU
-    unless ``compile_mode`` is set).  ``compile_mode``: a ``torch.compile`` mode, or None.
+    unless ``compile_mode`` captures graphs itself).  ``compile_mode``: a ``torch.compile``
+    mode, or None; ``default`` and ``max-autotune-no-cudagraphs`` are captured in our graph.
+    ``fold_bn``: fold BatchNorm into the convolutions.  ``layernorm``: ``fp32`` (explicit
+    float32 LayerNorm, the default) or ``fp16`` (PyTorch's kernel; statistics in float32).
+    ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).
+    ``fp8``: ``rowwise`` or ``tensorwise`` FP8 weights with static calibrated input scales
+    for the ViT blocks' Linear layers (:mod:`lseg_ros.core.model.fp8`; fp16, FP8 GPUs).
     ``channels_last``: NHWC memory format for the convolutions (GPU).  ``cudnn_benchmark``:
     let cuDNN time its convolution algorithms per shape (a process-wide torch setting; set
     while this backend is open and restored by :meth:`close`).  Both default to on for fp16
@@ -56,7 +72,9 @@ class TorchBackend(EncoderBackend):
     def __init__(self, weights, device: torch.device, precision: str = 'fp32',
                  cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = None,
                  warmup_iterations: int = 2, channels_last: Optional[bool] = None,
-                 cudnn_benchmark: Optional[bool] = None):
+                 cudnn_benchmark: Optional[bool] = None, fold_bn: bool = False,
+                 layernorm: str = 'fp32', attention: Optional[str] = None,
+                 fp8: Optional[str] = None):
         device = torch.device(device)
         cuda = device.type == 'cuda'
         if precision == 'auto':
@@ -69,11 +87,24 @@ class TorchBackend(EncoderBackend):
             raise BackendError(f'torch backend: unknown compile mode {compile_mode!r}; choose '
                                f'one of {", ".join(COMPILE_MODES)}')
         if cuda_graph is None:
-            cuda_graph = cuda and compile_mode is None
+            cuda_graph = cuda and compile_mode not in GRAPHING_COMPILE_MODES
         if cuda_graph and not cuda:
             raise BackendError('torch backend: CUDA graphs need a CUDA device')
-        if cuda_graph and compile_mode is not None:
-            raise BackendError('torch backend: choose either cuda_graph or compile_mode')
+        if cuda_graph and compile_mode in GRAPHING_COMPILE_MODES:
+            raise BackendError(f'torch backend: compile mode {compile_mode} captures CUDA graphs '
+                               'itself; turn cuda_graph off or use a mode without graphs')
+        if layernorm not in ('fp32', 'fp16'):
+            raise BackendError(f'torch backend: layernorm must be fp32 or fp16, not {layernorm!r}')
+        if attention is not None and attention not in ATTENTION_KERNELS:
+            raise BackendError(f'torch backend: unknown attention kernel {attention!r}; choose '
+                               f'one of {", ".join(ATTENTION_KERNELS)}')
+        if fp8 is not None:
+            from lseg_ros.core.model.fp8 import fp8_supported
+            if fp8 not in FP8_MODES:
+                raise BackendError(f'torch backend: fp8 must be one of {", ".join(FP8_MODES)}')
+            if precision != 'fp16' or not fp8_supported(device):
+                raise BackendError('torch backend: fp8 needs precision fp16 on a GPU with FP8 '
+                                   'tensor cores (compute capability 8.9 or newer)')
         if channels_last is None:
             channels_last = cuda and precision == 'fp16'
         if cudnn_benchmark is None:
@@ -82,11 +113,18 @@ class TorchBackend(EncoderBackend):
             raise BackendError('torch backend: channels_last and cudnn_benchmark are GPU options')
         super().__init__(device, precision)
         self.dtype = torch.float16 if precision == 'fp16' else torch.float32
+        self.fold_bn, self.layernorm, self.attention, self.fp8 = fold_bn, layernorm, attention, fp8
         if precision == 'fp16':
             from lseg_ros.core.model.precision import half_encoder
-            self.model = half_encoder(weights, device)
+            self.model = half_encoder(weights, device, layernorm_fp32=layernorm == 'fp32',
+                                      fold_bn=fold_bn)
         else:
             self.model = build_image_encoder(weights, device)
+            if fold_bn:
+                from lseg_ros.core.model.fusion import fold_batchnorm
+                fold_batchnorm(self.model)
+        if fp8 is not None:
+            self._convert_fp8(weights.variant, fp8 == 'rowwise')
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -103,17 +141,49 @@ class TorchBackend(EncoderBackend):
         if compile_mode is not None:
             self._forward = torch.compile(self.model, mode=compile_mode, dynamic=False)
 
+    def _convert_fp8(self, variant, rowwise: bool) -> None:
+        """Calibrate input scales on the bundled sample frames, then convert to FP8."""
+        from lseg_ros.core.model.fp8 import calibrate_amax, convert_to_fp8
+        from lseg_ros.core.preprocess import Geometry, Normalizer
+        from lseg_ros.core.samples import sample_frame
+
+        normalizer = Normalizer(variant.mean, variant.std, self.device)
+        size = (480, 640)
+        inputs = []
+        for index in range(len(CALIBRATION_FRAMES)):
+            rgb = torch.from_numpy(sample_frame(CALIBRATION_FRAMES[index], *size))
+            x = normalizer(rgb.to(self.device), Geometry(size, size, size))
+            inputs.append(x.to(self.dtype))
+        amax = calibrate_amax(self.model, inputs)
+        if not amax:
+            raise BackendError('torch backend: fp8 found no ViT block Linear layers (the '
+                               'ResNet101 variant has none)')
+        self.fp8_layers = convert_to_fp8(self.model, amax, FP8_MARGIN, rowwise)
+
+    def _attention_kernel(self):
+        if self.attention is None:
+            return contextlib.nullcontext()
+        from torch.nn.attention import sdpa_kernel, SDPBackend
+        kernel = {'flash': SDPBackend.FLASH_ATTENTION, 'cudnn': SDPBackend.CUDNN_ATTENTION,
+                  'efficient': SDPBackend.EFFICIENT_ATTENTION,
+                  'math': SDPBackend.MATH}[self.attention]
+        return sdpa_kernel([kernel])
+
+    def _eager(self, x: torch.Tensor) -> torch.Tensor:
+        with self._attention_kernel():
+            return self._forward(x.to(self.dtype, memory_format=self.memory_format))
+
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a normalised input."""
         if not self.cuda_graph:
-            return self._forward(x.to(self.dtype, memory_format=self.memory_format))
+            return self._eager(x)
         shape = tuple(x.shape)
         if shape not in self._graphs:
             self._graphs[shape] = self._capture(x)
         entry = self._graphs[shape]
         if entry is None:                       # capture failed for this shape: eager
-            return self._forward(x.to(self.dtype, memory_format=self.memory_format))
+            return self._eager(x)
         entry.input.copy_(x)
         entry.graph.replay()
         return entry.output
@@ -127,13 +197,14 @@ class TorchBackend(EncoderBackend):
         side = torch.cuda.Stream(self.device)
         side.wait_stream(current)
         try:
-            with torch.cuda.stream(side):
+            with torch.cuda.stream(side), self._attention_kernel():
                 for _ in range(self.warmup_iterations):    # lazy init, cuDNN/cuBLAS choices
-                    self.model(static_input)
+                    self._forward(static_input)
             current.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'):
-                static_output = self.model(static_input)
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'), \
+                    self._attention_kernel():
+                static_output = self._forward(static_input)
         except RuntimeError as error:
             torch.cuda.synchronize(self.device)
             LOG.warning('torch backend: CUDA graph capture failed at %s (%s); running eager '
@@ -155,7 +226,15 @@ class TorchBackend(EncoderBackend):
         if self._cudnn_benchmark_before is not None:
             info['cudnn_benchmark'] = 'True'
         if self.precision == 'fp16':
-            info['fp32_ops'] = 'LayerNorm (attention softmax accumulates in fp32)'
+            info['fp32_ops'] = ('LayerNorm (attention softmax accumulates in fp32)'
+                                if self.layernorm == 'fp32' else
+                                'LayerNorm statistics and attention softmax accumulate in fp32')
+        if self.fold_bn:
+            info['fold_bn'] = 'True'
+        if self.attention:
+            info['attention'] = self.attention
+        if self.fp8:
+            info['fp8'] = f'{self.fp8} e4m3, static input scales, {self.fp8_layers} Linear layers'
         return info
 
     def close(self) -> None:

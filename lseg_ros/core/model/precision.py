@@ -85,12 +85,24 @@ def keep_softmax_fp32(model: nn.Module) -> int:
     return count
 
 
-def half_encoder(weights, device='cpu', softmax_fp32: bool = False) -> nn.Module:
-    """Return the image encoder in float16 with LayerNorm (and optionally softmax) in float32."""
+def half_encoder(weights, device='cpu', softmax_fp32: bool = False,
+                 layernorm_fp32: bool = True, fold_bn: bool = False) -> nn.Module:
+    """Return the image encoder in float16.
+
+    ``layernorm_fp32``: LayerNorm with explicit float32 casts (:class:`Fp32LayerNorm`);
+    otherwise PyTorch's float16 LayerNorm, whose kernel accumulates its statistics in
+    float32 but keeps float16 weights and output.  ``softmax_fp32``: explicit float32
+    softmax in attention (ONNX export).  ``fold_bn``: BatchNorm folded into the
+    convolutions in float32 first (:func:`lseg_ros.core.model.fusion.fold_batchnorm`).
+    """
     from lseg_ros.core.model.checkpoint import build_image_encoder
 
     model = build_image_encoder(weights, 'cpu', dtype=torch.float32)
-    keep_layernorm_fp32(model)
+    if fold_bn:
+        from lseg_ros.core.model.fusion import fold_batchnorm
+        fold_batchnorm(model)
+    if layernorm_fp32:
+        keep_layernorm_fp32(model)
     if softmax_fp32:
         keep_softmax_fp32(model)
     return model.half().to(device).eval().requires_grad_(False)

@@ -1,0 +1,108 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The encoder's speed levers compute what the plain network computes (CPU checks).
+
+GPU-only parts (CUDA graphs, SDPA kernels, FP8 tensor cores, fidelity against fp32) are
+measured on the GPU by tools/latency.py and tools/fidelity.py (docs/benchmarks.md).
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from lseg_ros.core.backends.torch_backend import TorchBackend
+from lseg_ros.core.errors import BackendError
+from lseg_ros.core.model.checkpoint import build_image_encoder, load_weights
+from lseg_ros.core.model.fp8 import (calibrate_amax, convert_to_fp8, fp8_supported,
+                                     StaticFp8Linear)
+from lseg_ros.core.model.fusion import fold_batchnorm
+from lseg_ros.deploy.latency import build_specs, measure
+
+
+@pytest.fixture(scope='module')
+def rn_weights(rn_checkpoint):
+    return load_weights(rn_checkpoint)
+
+
+def test_fold_batchnorm_keeps_the_function(rn_weights):
+    plain = build_image_encoder(rn_weights)
+    folded = build_image_encoder(rn_weights)
+    # the reference weights have running statistics far from (0, 1): folding matters
+    count = fold_batchnorm(folded)
+    # stem 1 + 33 bottlenecks x 3 + 4 downsamples + 4 fusion blocks x 2 units x 2
+    assert count == 1 + 33 * 3 + 4 + 16
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, got = plain(x), folded(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_static_fp8_linear_is_close_to_the_linear():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48)
+    x = torch.randn(33, 64)
+    expected = linear(x).detach()
+    for rowwise in (True, False):
+        fp8 = StaticFp8Linear(linear, float(x.abs().max()), rowwise=rowwise)
+        assert fp8.weight.dtype == torch.float8_e4m3fn
+        got = fp8(x.unsqueeze(0)).squeeze(0)
+        assert got.shape == expected.shape and got.dtype == x.dtype
+        error = (got - expected).norm() / expected.norm()
+        assert error < 0.06, (rowwise, error)      # e4m3 has a 3-bit mantissa
+
+
+def test_calibration_converts_only_the_block_linears():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Module()
+            self.mlp.fc1 = nn.Linear(16, 32)
+            self.mlp.fc2 = nn.Linear(32, 16)
+
+        def forward(self, x):
+            return self.mlp.fc2(torch.relu(self.mlp.fc1(x)))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([Block(), Block()])
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+    net = Net()
+    x = torch.randn(8, 16)
+    amax = calibrate_amax(net, [x])
+    assert sorted(amax) == ['blocks.0.mlp.fc1', 'blocks.0.mlp.fc2', 'blocks.1.mlp.fc1',
+                            'blocks.1.mlp.fc2']
+    assert amax['blocks.0.mlp.fc1'] == pytest.approx(float(x.abs().max()))
+    assert convert_to_fp8(net, amax) == 4
+    assert isinstance(net.blocks[1].mlp.fc2, StaticFp8Linear)
+    assert isinstance(net.head, nn.Linear)
+    assert net(x).shape == (8, 4)
+
+
+def test_torch_backend_checks_the_lever_options(rn_weights):
+    assert not fp8_supported('cpu')
+    cases = [({'fp8': 'rowwise'}, 'fp8 needs'), ({'fp8': 'fast'}, 'fp8 must be'),
+             ({'layernorm': 'bf16'}, 'layernorm must be'),
+             ({'attention': 'magic'}, 'unknown attention kernel')]
+    for options, message in cases:
+        with pytest.raises(BackendError, match=message):
+            TorchBackend(rn_weights, 'cpu', 'fp32', **options)
+    folded = TorchBackend(rn_weights, 'cpu', 'fp32', fold_bn=True)
+    assert folded.describe()['fold_bn'] == 'True'
+
+
+def test_latency_measures_batches(rn_weights):
+    report = measure(rn_weights, build_specs(None, torch.device('cpu')), [(64, 64)], 'cpu',
+                     warmup=1, iterations=2, batches=(1, 2))
+    rows = {r['batch']: r for r in report['results']}
+    assert sorted(rows) == [1, 2]
+    assert rows[1]['batch_gain'] == pytest.approx(1.0)
+    assert rows[2]['frames_per_s'] == pytest.approx(2e3 / rows[2]['p50'])
+    assert rows[2]['per_image_ms'] == pytest.approx(rows[2]['p50'] / 2)
