@@ -59,7 +59,11 @@ with profile(activities=[ProfilerActivity.CUDA]) as prof:
     for _ in range(10):
         backend(x)
     torch.cuda.synchronize()
-table = prof.key_averages().table(sort_by='cuda_time_total', row_limit=40, max_name_column_width=90)
+averages = prof.key_averages()
+try:
+    table = averages.table(sort_by='self_device_time_total', row_limit=40, max_name_column_width=90)
+except (AttributeError, KeyError, ValueError):
+    table = averages.table(sort_by='self_cuda_time_total', row_limit=40, max_name_column_width=90)
 open(sys.argv[2], 'w').write(table)
 print(table[:6000])
 PY
