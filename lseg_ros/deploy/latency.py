@@ -64,6 +64,12 @@ TORCH_PRESETS.update({
     'torch-fp16-autotune-graph': ('fp16', dict(_NHWC, compile_mode='max-autotune-no-cudagraphs')),
     'torch-fp8-rowwise': ('fp16', dict(_NHWC, fp8='rowwise')),
     'torch-fp8-tensorwise': ('fp16', dict(_NHWC, fp8='tensorwise')),
+    # combinations
+    'torch-fp16-lean': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True)),
+    'torch-fp16-lean-inductor': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
+                                              compile_mode='default')),
+    'torch-fp16-lean-autotune': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
+                                              compile_mode='max-autotune-no-cudagraphs')),
 })
 BASELINE = 'torch-fp32-eager'
 GPU_DEFAULT = ('torch-fp32-eager', 'torch-fp16-eager', 'torch-fp16-graph',
