@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--batch', default='1',
                         help='batch sizes, comma-separated (default 1; e.g. 1,4): B copies of '
                              'the frame in one call, reported as frames/s and gain over 1')
+    parser.add_argument('--no-baseline', action='store_true',
+                        help='do not measure PyTorch eager fp32 (no "vs eager fp32" column)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--warmup', type=int, default=10, help='warm-up calls (default 10)')
     parser.add_argument('--iterations', type=int, default=50, help='timed calls (default 50)')
@@ -71,7 +73,8 @@ def main(args: argparse.Namespace) -> int:
     if not batches or min(batches) < 1:
         raise LsegError(f'--batch: comma-separated positive integers, not {args.batch!r}')
     device = resolve_device(args.device)
-    specs = build_specs(args.backends, device, args.onnx, args.engine)
+    specs = build_specs(args.backends, device, args.onnx, args.engine,
+                        baseline=not args.no_baseline)
     weights = load_weights(args.checkpoint)
     report = measure(weights, specs, sizes, device, args.warmup, args.iterations,
                      measure_peak=not args.no_peak, batches=batches)

@@ -111,8 +111,9 @@ def parse_sizes(text: str) -> List[Tuple[int, int]]:
 
 
 def build_specs(names: Optional[Sequence[str]], device: torch.device,
-                onnx: Sequence[str] = (), engines: Sequence[str] = ()) -> List[Spec]:
-    """Return the baseline first, then the named torch presets, ONNX files and engines."""
+                onnx: Sequence[str] = (), engines: Sequence[str] = (),
+                baseline: bool = True) -> List[Spec]:
+    """Return the baseline first (unless not wanted), the torch presets, ONNX files, engines."""
     cuda = device.type == 'cuda'
     names = list(names) if names else list(GPU_DEFAULT if cuda else CPU_DEFAULT)
     unknown = [n for n in names if n not in TORCH_PRESETS]
@@ -121,7 +122,7 @@ def build_specs(names: Optional[Sequence[str]], device: torch.device,
                         f'{", ".join(TORCH_PRESETS)} (ONNX files: --onnx, engines: --engine)')
     if BASELINE in names:
         names.remove(BASELINE)
-    specs = [Spec(BASELINE, 'torch', *TORCH_PRESETS[BASELINE])]
+    specs = [Spec(BASELINE, 'torch', *TORCH_PRESETS[BASELINE])] if baseline else []
     for name in names:
         precision, options = TORCH_PRESETS[name]
         specs.append(Spec(name, 'torch', precision, dict(options)))
