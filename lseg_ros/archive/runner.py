@@ -24,7 +24,7 @@ from lseg_ros.archive import stages
 from lseg_ros.core.errors import LsegError
 from lseg_ros.core.interrupts import staged_path, write_text
 from lseg_ros.formats import bag
-from lseg_ros.formats.bag_segmenter import OutputBag, output_request
+from lseg_ros.formats.bag_segmenter import output_request, OutputBag
 
 LOG = logging.getLogger('segment_bags')
 
@@ -173,6 +173,8 @@ class ArchiveWriter:
         self.progress = progress
         self.finished: List[_BagState] = []
         self.failed: List[_BagState] = []
+        self.first_frame: Optional[float] = None     # monotonic times of the first and
+        self.last_frame: Optional[float] = None      # the last frame written
 
     def add_batch(self, batch: Dict) -> None:
         """Take a batch of rows from the pipeline and write what is due."""
@@ -210,8 +212,12 @@ class ArchiveWriter:
             frame = item['frame']
             state.output.add(self.announcement, item['topic'], item['timestamp'],
                              item['data'], frame, item.get('outputs', ()))
-            if isinstance(frame, bag.BagFrame) and self.progress is not None:
-                self.progress.update(1)
+            if isinstance(frame, bag.BagFrame):
+                self.last_frame = time.monotonic()
+                if self.first_frame is None:
+                    self.first_frame = self.last_frame
+                if self.progress is not None:
+                    self.progress.update(1)
         elif kind == stages.END:
             state.output.finish(self.announcement, item['start_time'])
             state.seconds['write'] += time.perf_counter() - clock
@@ -407,6 +413,9 @@ def run_archive(jobs: Sequence[Tuple[Path, Path]], config: Dict, overwrite: bool
         'frames': frames,
         'wall_s': round(seconds, 3),
         'frames_per_s': round(frames / seconds, 3) if seconds > 0 else 0.0,
+        # from the first frame written to the last: without Ray's start and model loading
+        'steady_frames_per_s': round((frames - 1) / (writer.last_frame - writer.first_frame), 3)
+        if frames > 1 and writer.last_frame > writer.first_frame else None,
         'stage_seconds': {k: round(v, 3) for k, v in stage_seconds.items()},
         'stage_ms_per_frame': {k: round(1000 * v / frames, 3) if frames else None
                                for k, v in stage_seconds.items()},
@@ -417,7 +426,7 @@ def run_archive(jobs: Sequence[Tuple[Path, Path]], config: Dict, overwrite: bool
         'skipped': skipped,
         'failures': refused + [{'bag': str(s.source), 'error': s.error}
                                for s in writer.failed],
-        'options': {k: v for k, v in config.items()},
+        'options': dict(config),
         'options_hash': digest,
         'manifest': str(manifest.path),
         **ray_info,

@@ -143,7 +143,13 @@ class SegmentActor:
     """
 
     def __init__(self, config: Dict):
+        import torch
+
         from lseg_ros.core.pipeline import LsegPipeline
+        if config.get('torch_threads'):
+            # Ray gives an actor OMP_NUM_THREADS = its CPUs; CPU results depend on the thread
+            # count (summation order), so use segment_bag's (the driver's torch default)
+            torch.set_num_threads(int(config['torch_threads']))
         from lseg_ros.formats.outputs import label_announcement
         self.pipeline = LsegPipeline.from_checkpoint(config['checkpoint'],
                                                      **pipeline_options(config))

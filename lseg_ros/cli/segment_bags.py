@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument('--num-cpus', type=int,
                      help='CPUs of the local cluster (default: all; ignored with --address)')
     ray.add_argument('--object-store-mb', type=int, default=0,
-                     help='object store of the local cluster in MB (default: Ray\'s)')
+                     help="object store of the local cluster in MB (default: Ray's)")
     ray.add_argument('--report', metavar='JSON',
                      help='write the summary (bags, frames, frames/s, per-stage seconds, '
                           'failures, options, environment) to this JSON file')
@@ -114,9 +114,9 @@ def summary(report: dict) -> str:
              f'{report["frames"]} frame(s) in {report["wall_s"]:.1f} s '
              f'({report["frames_per_s"]:.2f} frames/s)']
     if report['frames']:
-        lines.append('  per frame: ' + ', '.join(
-            f'{stage} {ms[stage]:.1f} ms' for stage in ('decode', 'inference', 'encode',
-                                                         'write')))
+        stages = ('decode', 'inference', 'encode', 'write')
+        lines.append('  per frame: '
+                     + ', '.join(f'{stage} {ms[stage]:.1f} ms' for stage in stages))
     for failure in report['failures']:
         lines.append(f'  failed: {failure["bag"]}: {failure["error"]}')
     return '\n'.join(lines)
@@ -136,6 +136,9 @@ def main(args: argparse.Namespace) -> int:
     from lseg_ros.archive.runner import plan_archive, run_archive
     jobs = plan_archive(args.input, args.output)
     config = config_from_args(args)
+    if not args.address:
+        import torch              # the thread count segment_bag would use on this machine
+        config['torch_threads'] = torch.get_num_threads()
     print(f'segment_bags: {len(jobs)} bag(s) -> {args.output}', file=sys.stderr)
     report = run_archive(jobs, config, overwrite=args.overwrite,
                          progress=not args.no_progress, address=args.address,
