@@ -20,6 +20,8 @@ setup(
         ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.xml')),
     ],
     install_requires=['setuptools'],
+    # segment_bags (bag archives on Ray Data): pip install 'lseg_ros[archive]'
+    extras_require={'archive': ['ray[data]>=2.51']},
     zip_safe=False,
     maintainer='lseg_ros maintainers',
     maintainer_email='maintainers@lseg-ros.dev',
@@ -31,6 +33,7 @@ setup(
             'lseg_node = lseg_ros.ros.node:entry',
             'bench = lseg_ros.cli.bench:entry',
             'segment_bag = lseg_ros.cli.segment_bag:entry',
+            'segment_bags = lseg_ros.cli.segment_bags:entry',
             'make_sample_bag = lseg_ros.cli.sample_bag:entry',
             'lseg_replay = lseg_ros.cli.replay:entry',
             'lseg_demo = lseg_ros.cli.demo:entry',
@@ -38,6 +41,7 @@ setup(
             'build_engine = lseg_ros.cli.build_engine:entry',
             'latency = lseg_ros.cli.latency:entry',
             'fidelity = lseg_ros.cli.fidelity:entry',
+            'archive_bench = lseg_ros.cli.archive_bench:entry',
         ],
     },
 )

@@ -41,17 +41,8 @@ from lseg_ros.formats.bag_segmenter import (BagSegmenter, check_inputs, check_op
 from lseg_ros.formats.outputs import CONFIDENCE_ENCODINGS, DEFAULT_CONFIDENCE_ENCODING
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the command-line interface."""
-    parser = argparse.ArgumentParser(
-        prog='segment_bag', description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--input', '-i', required=True, action='append',
-                        help='input bag: a rosbag2 directory or a .db3 / .mcap file; repeat it '
-                             'or give a folder of bags to segment several with one model load')
-    parser.add_argument('--output', '-o', required=True,
-                        help='output bag directory to create (several inputs: the folder that '
-                             'gets one output bag per input, named after it)')
+def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options segment_bag and segment_bags share (topics, labels, model, outputs)."""
     parser.add_argument('--image-topic', '-t', action='append', required=True, dest='topics',
                         metavar='TOPIC',
                         help='Image or CompressedImage topic to segment (repeat for several)')
@@ -89,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--max-frames', type=int, default=0,
                      help='segment at most N frames per topic (0: all)')
     run.add_argument('--no-progress', action='store_true', help='no progress line on stderr')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog='segment_bag', description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--input', '-i', required=True, action='append',
+                        help='input bag: a rosbag2 directory or a .db3 / .mcap file; repeat it '
+                             'or give a folder of bags to segment several with one model load')
+    parser.add_argument('--output', '-o', required=True,
+                        help='output bag directory to create (several inputs: the folder that '
+                             'gets one output bag per input, named after it)')
+    add_bag_arguments(parser)
     return parser
 
 

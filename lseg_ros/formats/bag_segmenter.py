@@ -191,8 +191,9 @@ def check_options(image_topics: Sequence[str], alpha: float = 0.5,
         raise LsegError(f'--max-input-pixels must be 0 (no limit) or more, got {max_pixels}')
 
 
-def _decoded(reader: bag.BagReader, image_topics: Sequence[str], copy_topics: Sequence[str],
-             max_frames: int, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+def decoded_messages(reader: bag.BagReader, image_topics: Sequence[str],
+                     copy_topics: Sequence[str], max_frames: int,
+                     max_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
     """Yield ``(message, frame or ImageError or None)`` in bag order (runs in the prefetch)."""
     images = set(image_topics)
     wanted = list(image_topics) + [t for t in copy_topics if t not in images]
@@ -204,6 +205,105 @@ def _decoded(reader: bag.BagReader, image_topics: Sequence[str], copy_topics: Se
                 yield message, bag.decode_frame(message, index, max_pixels)
             except ImageError as error:
                 yield message, error
+
+
+def frame_outputs(frame: bag.BagFrame, result, prefix: str,
+                  confidence_encoding: str = DEFAULT_CONFIDENCE_ENCODING
+                  ) -> List[Tuple[str, bytes]]:
+    """Return the serialized output messages of one segmented frame as ``(topic, CDR bytes)``.
+
+    The one place where a frame (its topic, header and channel order) and its
+    :class:`~lseg_ros.core.pipeline.SegmentationResult` (or any object with ``mask``,
+    ``confidence``, ``overlay`` and ``features``) become output messages: ``segment_bag``
+    and ``segment_bags`` both write these bytes, so their bags are identical.
+    """
+    header = bag.make_header(frame.stamp, frame.frame_id)
+    images = output_images(result, confidence_encoding, bgr=frame.overlay_encoding == 'bgr8')
+    store = bag.typestore()
+    return [(f'{prefix}/{name}',
+             bytes(store.serialize_cdr(bag.image_message(array, encoding, header), bag.IMAGE)))
+            for name, (array, encoding) in images.items()]
+
+
+class OutputBag:
+    """Write one output bag from the messages of its input bag, in bag order.
+
+    What :class:`BagSegmenter` (one process) and the archive writer of ``segment_bags``
+    share: topic registration, the labels written at the first message's bag time, copied
+    topics, bad frames (raised, or counted with ``skip_bad_frames``) and the outputs of each
+    frame, written all or none.  ``counts``, ``skipped`` and ``too_large`` are per input topic.
+    """
+
+    def __init__(self, writer: bag.BagWriter, image_topics: Sequence[str], request,
+                 copy_topics: Sequence[str] = (), skip_bad_frames: bool = False,
+                 confidence_encoding: str = DEFAULT_CONFIDENCE_ENCODING):
+        self.writer = writer
+        self.image_topics = list(image_topics)
+        self.request = request
+        self.copy_topics = list(copy_topics)
+        self.skip_bad_frames = skip_bad_frames
+        self.confidence_encoding = confidence_encoding
+        self.prefixes = output_prefixes(self.image_topics)
+        self.counts: Dict[str, int] = dict.fromkeys(self.image_topics, 0)
+        self.skipped: Dict[str, int] = dict.fromkeys(self.image_topics, 0)
+        self.too_large: Dict[str, int] = dict.fromkeys(self.image_topics, 0)   # of skipped
+        self.labels_written = False
+
+    def register(self, topics: Dict[str, bag.TopicInfo]) -> None:
+        """Register the output topics (``topics``: the input bag's, for the copied ones)."""
+        writer = self.writer
+        writer.add_topic(LABELS_TOPIC, bag.STRING, qos='latched')
+        writer.add_topic(EMBEDDINGS_TOPIC, bag.FLOAT32_MULTI_ARRAY, qos='latched')
+        for topic in self.image_topics:
+            prefix = self.prefixes[topic]
+            writer.add_topic(prefix + '/mask', bag.IMAGE)
+            if self.request.confidence:
+                writer.add_topic(prefix + '/confidence', bag.IMAGE)
+            if self.request.overlay:
+                writer.add_topic(prefix + '/overlay', bag.IMAGE)
+            if self.request.features_stride:
+                writer.add_topic(prefix + '/features', bag.IMAGE)
+        for topic in self.copy_topics:
+            writer.add_raw_topic(topics[topic])
+
+    def write_labels(self, announcement, timestamp: int) -> None:
+        """Write ``/lseg/labels`` and ``/lseg/text_embeddings`` (a LabelAnnouncement)."""
+        self.writer.write(LABELS_TOPIC, timestamp,
+                          bag.string_message(announcement.json_text()))
+        self.writer.write(EMBEDDINGS_TOPIC, timestamp, bag.float32_array_message(
+            announcement.embeddings, ('labels', 'embedding')))
+        self.labels_written = True
+
+    def add(self, announcement, topic: str, timestamp: int, data: Optional[bytes] = None,
+            frame=None, outputs: Sequence[Tuple[str, bytes]] = ()) -> None:
+        """Write what one input message gives, in bag order.
+
+        ``data``: its bytes when ``topic`` is copied; ``frame``: None (not an image to
+        segment), an :class:`~lseg_ros.core.errors.ImageError` (a bad frame: raised, or
+        skipped and counted) or the :class:`~lseg_ros.formats.bag.BagFrame` whose
+        :func:`frame_outputs` are ``outputs``.
+        """
+        if not self.labels_written:
+            self.write_labels(announcement, timestamp)
+        if topic in self.copy_topics and data is not None:
+            self.writer.write_raw(topic, timestamp, data)
+        if isinstance(frame, ImageError):
+            if not self.skip_bad_frames:
+                raise frame
+            self.skipped[topic] += 1
+            if isinstance(frame, ImageTooLargeError):
+                self.too_large[topic] += 1
+            LOG.warning('skipped %s', frame)
+        elif frame is not None:
+            with deferred():                     # a frame's outputs are written all or none
+                for name, payload in outputs:
+                    self.writer.write_raw(name, frame.timestamp, payload)
+                self.counts[frame.topic] += 1
+
+    def finish(self, announcement, start_time: int) -> None:
+        """Write the labels at ``start_time`` when no message came (an empty bag)."""
+        if not self.labels_written:
+            self.write_labels(announcement, start_time)
 
 
 class BagSegmenter:
@@ -227,12 +327,8 @@ class BagSegmenter:
         self.image_topics = list(image_topics)
         self.storage = storage
         self.overwrite = overwrite
-        from lseg_ros.core.pipeline import OutputRequest
-        self.request = OutputRequest(confidence=confidence, overlay=overlay,
-                                     overlay_alpha=alpha, features_stride=feature_stride)
-        if confidence_encoding not in CONFIDENCE_ENCODINGS:
-            raise LsegError(f'--confidence-encoding must be one of '
-                            f'{", ".join(CONFIDENCE_ENCODINGS)}, got {confidence_encoding!r}')
+        self.request = output_request(confidence, overlay, alpha, feature_stride)
+        check_confidence_encoding(confidence_encoding)
         self.confidence_encoding = confidence_encoding
         self.copy_topics = list(copy_topics)
         self.skip_bad_frames = skip_bad_frames
@@ -258,35 +354,33 @@ class BagSegmenter:
         progress = Progress(total, enabled=self.progress_enabled)
         writer = bag.BagWriter(self.output_path, self.storage or reader.storage,
                                overwrite=self.overwrite, protect=self.protect)
-        copies = set(self.copy_topics)
+        output = OutputBag(writer, self.image_topics, self.request, self.copy_topics,
+                           self.skip_bad_frames, self.confidence_encoding)
+        # the counters are those of the output bag (one dict each, shared)
+        self.counts, self.skipped, self.too_large = output.counts, output.skipped, \
+            output.too_large
+        announcement = label_announcement(self.pipeline.labels)
         start = time.monotonic()
         prefetch = None
         opened = False
         try:
             with writer:
                 opened = True
-                self._register(writer, reader)
-                prefetch = _Prefetch(_decoded(reader, self.image_topics, self.copy_topics,
-                                              self.max_frames, self.max_pixels))
-                labels_written = False
+                output.register(reader.topics)
+                prefetch = _Prefetch(decoded_messages(reader, self.image_topics,
+                                                      self.copy_topics, self.max_frames,
+                                                      self.max_pixels))
                 for message, frame in prefetch:
-                    if not labels_written:
-                        self._write_labels(writer, message.timestamp)
-                        labels_written = True
-                    if message.topic in copies:
-                        writer.write_raw(message.topic, message.timestamp, message.data)
-                    if isinstance(frame, ImageError):
-                        if not self.skip_bad_frames:
-                            raise frame
-                        self.skipped[message.topic] += 1
-                        if isinstance(frame, ImageTooLargeError):
-                            self.too_large[message.topic] += 1
-                        LOG.warning('skipped %s', frame)
-                    elif frame is not None:
-                        self._segment(writer, frame)
+                    outputs = ()
+                    if isinstance(frame, bag.BagFrame):
+                        result = self.pipeline.segment(frame.rgb, self.request)
+                        outputs = frame_outputs(frame, result, self.prefixes[frame.topic],
+                                                self.confidence_encoding)
+                    output.add(announcement, message.topic, message.timestamp, message.data,
+                               frame, outputs)
+                    if isinstance(frame, bag.BagFrame):
                         progress.update()
-                if not labels_written:
-                    self._write_labels(writer, reader.start_time)
+                output.finish(announcement, reader.start_time)
         except LsegError as error:
             if opened:
                 done = sum(self.counts.values())
@@ -300,39 +394,20 @@ class BagSegmenter:
             progress.finish()
         return dict(self.counts)
 
-    def _register(self, writer: bag.BagWriter, reader: bag.BagReader) -> None:
-        writer.add_topic(LABELS_TOPIC, bag.STRING, qos='latched')
-        writer.add_topic(EMBEDDINGS_TOPIC, bag.FLOAT32_MULTI_ARRAY, qos='latched')
-        for topic in self.image_topics:
-            prefix = self.prefixes[topic]
-            writer.add_topic(prefix + '/mask', bag.IMAGE)
-            if self.request.confidence:
-                writer.add_topic(prefix + '/confidence', bag.IMAGE)
-            if self.request.overlay:
-                writer.add_topic(prefix + '/overlay', bag.IMAGE)
-            if self.request.features_stride:
-                writer.add_topic(prefix + '/features', bag.IMAGE)
-        for topic in self.copy_topics:
-            writer.add_raw_topic(reader.topics[topic])
 
-    def _write_labels(self, writer: bag.BagWriter, timestamp: int) -> None:
-        announcement = label_announcement(self.pipeline.labels)
-        writer.write(LABELS_TOPIC, timestamp, bag.string_message(announcement.json_text()))
-        writer.write(EMBEDDINGS_TOPIC, timestamp, bag.float32_array_message(
-            announcement.embeddings, ('labels', 'embedding')))
+def output_request(confidence: bool = True, overlay: bool = True, alpha: float = 0.5,
+                   feature_stride: int = 0):
+    """Return the pipeline's OutputRequest for the bag tools' output options."""
+    from lseg_ros.core.pipeline import OutputRequest
+    return OutputRequest(confidence=confidence, overlay=overlay, overlay_alpha=alpha,
+                         features_stride=feature_stride)
 
-    def _segment(self, writer: bag.BagWriter, frame: bag.BagFrame) -> None:
-        result = self.pipeline.segment(frame.rgb, self.request)
-        header = bag.make_header(frame.stamp, frame.frame_id)
-        prefix = self.prefixes[frame.topic]
-        images = output_images(result, self.confidence_encoding,
-                               bgr=frame.overlay_encoding == 'bgr8')
-        messages = [(f'{prefix}/{name}', bag.image_message(array, encoding, header))
-                    for name, (array, encoding) in images.items()]
-        with deferred():                     # a frame's outputs are written all or none
-            for topic, message in messages:
-                writer.write(topic, frame.timestamp, message)
-            self.counts[frame.topic] += 1
+
+def check_confidence_encoding(encoding: str) -> None:
+    """Refuse an unknown --confidence-encoding."""
+    if encoding not in CONFIDENCE_ENCODINGS:
+        raise LsegError(f'--confidence-encoding must be one of '
+                        f'{", ".join(CONFIDENCE_ENCODINGS)}, got {encoding!r}')
 
 
 def plan_jobs(inputs: Sequence[str], output: str) -> List[Tuple[Path, Path]]:

@@ -22,8 +22,9 @@ COMMANDS = {
     'bench': 'lseg_ros.cli.bench', 'lseg_demo': 'lseg_ros.cli.demo',
     'export_onnx': 'lseg_ros.cli.export_onnx', 'build_engine': 'lseg_ros.cli.build_engine',
     'latency': 'lseg_ros.cli.latency', 'fidelity': 'lseg_ros.cli.fidelity',
+    'segment_bags': 'lseg_ros.cli.segment_bags', 'archive_bench': 'lseg_ros.cli.archive_bench',
 }
-TOOLS = ('export_onnx', 'build_engine', 'latency', 'fidelity')
+TOOLS = ('export_onnx', 'build_engine', 'latency', 'fidelity', 'archive_bench')
 HELP = '''
 import runpy, sys
 sys.argv = [{prog!r}, '--help']
@@ -32,6 +33,7 @@ try:
 except SystemExit as exit:
     assert not exit.code, exit.code
 print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')
+assert 'ray' not in sys.modules
 '''
 
 

@@ -21,10 +21,12 @@ FORBIDDEN = {
     'core': ('lseg_ros.deploy', 'lseg_ros.formats', 'lseg_ros.ros', 'lseg_ros.cli'),
     'formats': ('lseg_ros.deploy', 'lseg_ros.ros', 'lseg_ros.cli'),
     'deploy': ('lseg_ros.ros', 'lseg_ros.cli'),
+    'archive': ('lseg_ros.deploy', 'lseg_ros.ros', 'lseg_ros.cli'),
     'ros': ('lseg_ros.cli',),
 }
 #: third-party modules a folder must never import.
-NEVER = {'core': ('rclpy',), 'formats': ('rclpy',), 'deploy': ('rclpy',)}
+NEVER = {'core': ('rclpy',), 'formats': ('rclpy',), 'deploy': ('rclpy',),
+         'archive': ('rclpy',)}
 
 
 def imports_of(path: Path):
@@ -66,16 +68,16 @@ CODE = '''
 import sys
 for name in ('rclpy', 'sensor_msgs', 'std_msgs', 'tensorrt', 'tensorrt_rtx', 'onnxruntime'):
     sys.modules[name] = None     # any import of these now raises ImportError
-import pkgutil, importlib, lseg_ros.core, lseg_ros.formats, lseg_ros.deploy
-for package in (lseg_ros.core, lseg_ros.formats, lseg_ros.deploy):
+import pkgutil, importlib, lseg_ros.core, lseg_ros.formats, lseg_ros.deploy, lseg_ros.archive
+for package in (lseg_ros.core, lseg_ros.formats, lseg_ros.deploy, lseg_ros.archive):
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):
         importlib.import_module(info.name)
-import lseg_ros.cli.segment, lseg_ros.cli.segment_bag
+import lseg_ros.cli.segment, lseg_ros.cli.segment_bag, lseg_ros.cli.segment_bags
 print('ok')
 '''
 
 
-def test_core_formats_and_deploy_import_without_ros_onnxruntime_or_tensorrt():
+def test_core_formats_deploy_and_archive_import_without_ros_onnxruntime_or_tensorrt():
     out = subprocess.run([sys.executable, '-c', CODE], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'ok'
