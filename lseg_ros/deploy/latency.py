@@ -41,19 +41,22 @@ from lseg_ros.deploy.report import environment
 LOG = logging.getLogger(__name__)
 
 #: Named torch configurations (backend options) the tool can measure.
-_PLAIN = {'channels_last': False, 'cudnn_benchmark': False}
+_PLAIN = {'channels_last': False, 'cudnn_benchmark': False, 'fold_bn': False,
+          'layernorm': 'fp32', 'compile_mode': None}
+_NHWC = dict(_PLAIN, cuda_graph=True, channels_last=True, cudnn_benchmark=True)
 TORCH_PRESETS = {
+    # the torch backend's own defaults (on a GPU: fp16, lean, compiled, in a CUDA graph)
+    'torch-default': ('auto', {}),
     'torch-fp32-eager': ('fp32', dict(_PLAIN, cuda_graph=False)),
     'torch-fp32-graph': ('fp32', dict(_PLAIN, cuda_graph=True)),
     'torch-fp16-eager': ('fp16', dict(_PLAIN, cuda_graph=False)),
     'torch-fp16-graph': ('fp16', dict(_PLAIN, cuda_graph=True)),
-    'torch-fp16-graph-nhwc': ('fp16', {'cuda_graph': True, 'channels_last': True,
-                                       'cudnn_benchmark': True}),
+    # the GPU default before issue 11
+    'torch-fp16-graph-nhwc': ('fp16', _NHWC),
     'torch-fp16-compile': ('fp16', dict(_PLAIN, cuda_graph=False,
                                         compile_mode='reduce-overhead')),
 }
 #: Issue 11's levers, each on top of torch-fp16-graph-nhwc (one lever per preset).
-_NHWC = TORCH_PRESETS['torch-fp16-graph-nhwc'][1]
 TORCH_PRESETS.update({
     'torch-fp16-foldbn': ('fp16', dict(_NHWC, fold_bn=True)),
     'torch-fp16-ln16': ('fp16', dict(_NHWC, layernorm='fp16')),
@@ -67,13 +70,13 @@ TORCH_PRESETS.update({
     # combinations
     'torch-fp16-lean': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True)),
     'torch-fp16-lean-inductor': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
-                                              compile_mode='default')),
+                                              compile_mode='default')),      # = the default
     'torch-fp16-lean-autotune': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
                                               compile_mode='max-autotune-no-cudagraphs')),
 })
 BASELINE = 'torch-fp32-eager'
 GPU_DEFAULT = ('torch-fp32-eager', 'torch-fp16-eager', 'torch-fp16-graph',
-               'torch-fp16-graph-nhwc')
+               'torch-fp16-graph-nhwc', 'torch-fp16-lean', 'torch-default')
 CPU_DEFAULT = ('torch-fp32-eager',)
 
 

@@ -344,7 +344,7 @@ def test_torch_fp16_graph_backend_matches_fp32(rn_weights, channels_last):
     fp32 = create_backend('torch', rn_weights, 'cuda', 'fp32', cuda_graph=False)
     benchmark = torch.backends.cudnn.benchmark
     fp16 = create_backend('torch', rn_weights, 'cuda', 'fp16', channels_last=channels_last,
-                          cudnn_benchmark=channels_last)
+                          cudnn_benchmark=channels_last, compile_mode=None)
     assert fp16.describe()['mode'] == 'cuda_graph'
     assert fp16.describe().get('channels_last') == ('True' if channels_last else None)
     for shape in ((1, 3, 96, 128), (1, 3, 128, 96), (1, 3, 96, 128)):
@@ -362,10 +362,43 @@ def test_torch_fp16_graph_backend_matches_fp32(rn_weights, channels_last):
 @gpu
 def test_torch_fp16_keeps_layernorm_fp32(vit_weights):
     from lseg_ros.core.model.precision import Fp32LayerNorm
-    backend = create_backend('torch', vit_weights, 'cuda', 'fp16', cuda_graph=False)
+    backend = create_backend('torch', vit_weights, 'cuda', 'fp16', cuda_graph=False,
+                             compile_mode=None, layernorm='fp32')
     norms = [m for m in backend.model.modules() if isinstance(m, Fp32LayerNorm)]
     assert len(norms) == 48 and all(n.weight.dtype == torch.float32 for n in norms)
     assert next(backend.model.parameters()).dtype in (torch.float16, torch.float32)
     x = torch.randn(1, 3, 64, 96, device='cuda')
     assert backend(x).dtype == torch.float16
     np.testing.assert_equal(tuple(backend(x).shape), (1, 512, 32, 48))
+
+
+@gpu
+def test_torch_gpu_default_is_the_fast_mode_and_matches_fp32(rn_weights):
+    fp32 = create_backend('torch', rn_weights, 'cuda', 'fp32', cuda_graph=False)
+    fast = create_backend('torch', rn_weights, 'cuda', 'auto')
+    info = fast.describe()
+    assert info['precision'] == 'fp16' and info['fold_bn'] == 'True'
+    assert info['mode'] == 'cuda_graph+compile:default', info
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.model.modules())
+    x = torch.randn(2, 3, 96, 128, device='cuda')
+    ref, out = fp32(x).double(), fast(x).double()
+    assert 'compile_fallback' not in fast.describe()
+    assert torch.nn.functional.cosine_similarity(ref, out, dim=1).min() > 0.999
+    fast.close()
+
+
+def test_torch_backend_falls_back_when_compile_fails(rn_weights, monkeypatch, caplog):
+    """Inductor failing (no Triton, no compiler) leaves a working, uncompiled backend."""
+    def broken_compile(model, **kwargs):
+        def compiled(x):
+            raise RuntimeError('no working C compiler found\nmore detail')
+        return compiled
+
+    monkeypatch.setattr(torch, 'compile', broken_compile)
+    backend = create_backend('torch', rn_weights, 'cpu', 'fp32', compile_mode='default')
+    x = torch.randn(1, 3, 64, 64)
+    out = backend(x)
+    assert out.shape == (1, 512, 32, 32)
+    info = backend.describe()
+    assert info['mode'] == 'eager' and 'no working C compiler' in info['compile_fallback']
+    assert 'running the model without compiling' in caplog.text

@@ -2,13 +2,19 @@
 # SPDX-License-Identifier: Apache-2.0
 """PyTorch backend: eager fp32 on the CPU; on a GPU fp32 or fp16, eager, CUDA graphs or compiled.
 
-On a GPU the fast path is fp16 weights and activations with LayerNorm kept in float32
-(:func:`lseg_ros.deploy.export.keep_layernorm_fp32`; timm's fused attention already
-accumulates its softmax in float32), replayed from one CUDA graph per input shape: the
-eager model is captured with ``torch.cuda.CUDAGraph`` into static input/output buffers
-(after a warm-up on a side stream), so a frame costs one graph launch instead of hundreds
-of kernel launches.  Alternatively ``compile_mode='reduce-overhead'`` (or another
-``torch.compile`` mode) compiles the model (Inductor, which also uses CUDA graphs).
+The GPU default is the fastest configuration that passes tools/fidelity.py against fp32
+at 384x384, 480x640 and 1024x1024 for both variants (docs/benchmarks.md, issue 11): fp16
+weights and activations (PyTorch's LayerNorm kernel, whose statistics accumulate in
+float32; the attention softmax of the SDPA kernels accumulates in float32), BatchNorm
+folded into the convolutions, channels-last convolutions with cuDNN autotuning, the model
+compiled by Inductor (``torch.compile``, mode ``default``: fused element-wise kernels,
+layout changes and upsampling) and captured with everything else into one CUDA graph per
+input shape (``torch.cuda.CUDAGraph`` into static input/output buffers after a warm-up on
+a side stream), so a frame costs one graph launch.  Compilation costs about 25 s per input
+shape the first time on an H200 and about 6 s from Inductor's on-disk cache, which is kept
+in ``<lseg_ros cache>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor
+cannot compile here (no Triton, no C compiler) the backend warns once and runs the same
+model without compiling.
 
 The returned features of a graph or a compiled model live in a buffer that the next call
 of the same shape overwrites: consume (or copy) them before the next call, as the
@@ -17,11 +23,13 @@ pipeline does.
 
 import contextlib
 import logging
+import os
 from typing import Dict, Optional, Tuple
 
 import torch
 
 from lseg_ros.core.backends.base import EncoderBackend
+from lseg_ros.core.cache import cache_dir
 from lseg_ros.core.errors import BackendError
 from lseg_ros.core.model.checkpoint import build_image_encoder
 
@@ -70,10 +78,10 @@ class TorchBackend(EncoderBackend):
     name = 'torch'
 
     def __init__(self, weights, device: torch.device, precision: str = 'fp32',
-                 cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = None,
+                 cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = 'auto',
                  warmup_iterations: int = 2, channels_last: Optional[bool] = None,
-                 cudnn_benchmark: Optional[bool] = None, fold_bn: bool = False,
-                 layernorm: str = 'fp32', attention: Optional[str] = None,
+                 cudnn_benchmark: Optional[bool] = None, fold_bn: Optional[bool] = None,
+                 layernorm: Optional[str] = None, attention: Optional[str] = None,
                  fp8: Optional[str] = None):
         device = torch.device(device)
         cuda = device.type == 'cuda'
@@ -83,6 +91,13 @@ class TorchBackend(EncoderBackend):
             raise BackendError(f'torch backend: unknown precision {precision!r}')
         if precision == 'fp16' and not cuda:
             raise BackendError('torch backend: fp16 needs a CUDA device; use fp32 on the CPU')
+        fast = cuda and precision == 'fp16'         # the measured GPU default (see above)
+        if compile_mode == 'auto':
+            compile_mode = 'default' if fast else None
+        if fold_bn is None:
+            fold_bn = fast
+        if layernorm is None:
+            layernorm = 'fp16' if fast else 'fp32'
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
             raise BackendError(f'torch backend: unknown compile mode {compile_mode!r}; choose '
                                f'one of {", ".join(COMPILE_MODES)}')
@@ -138,7 +153,9 @@ class TorchBackend(EncoderBackend):
         self._graphs: Dict[Tuple[int, ...], Optional[_Graph]] = {}
         self._pool = None
         self._forward = self.model
+        self.compile_fallback: Optional[str] = None
         if compile_mode is not None:
+            os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', str(cache_dir() / 'inductor'))
             self._forward = torch.compile(self.model, mode=compile_mode, dynamic=False)
 
     def _convert_fp8(self, variant, rowwise: bool) -> None:
@@ -170,8 +187,15 @@ class TorchBackend(EncoderBackend):
         return sdpa_kernel([kernel])
 
     def _eager(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype, memory_format=self.memory_format)
         with self._attention_kernel():
-            return self._forward(x.to(self.dtype, memory_format=self.memory_format))
+            try:
+                return self._forward(x)
+            except Exception as error:  # noqa: B902 - Inductor and Triton raise their own types
+                if self._forward is self.model:
+                    raise
+                self._without_compile(x, error)
+                return self._forward(x)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,8 +229,12 @@ class TorchBackend(EncoderBackend):
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'), \
                     self._attention_kernel():
                 static_output = self._forward(static_input)
-        except RuntimeError as error:
+        except Exception as error:  # noqa: B902 - Inductor and Triton raise their own types
             torch.cuda.synchronize(self.device)
+            if self.compile_mode is not None and self._forward is not self.model:
+                return self._without_compile(x, error)
+            if not isinstance(error, RuntimeError):
+                raise
             LOG.warning('torch backend: CUDA graph capture failed at %s (%s); running eager '
                         'for this shape', tuple(x.shape), error)
             return None
@@ -215,11 +243,25 @@ class TorchBackend(EncoderBackend):
         LOG.debug('torch backend: captured a CUDA graph for input %s', tuple(x.shape))
         return _Graph(graph, static_input, static_output)
 
+    def _without_compile(self, x: torch.Tensor, error: Exception) -> Optional[_Graph]:
+        """Inductor failed: warn once, run the same model uncompiled from now on."""
+        reason = f'{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}' \
+            if str(error).strip() else type(error).__name__
+        LOG.warning('torch backend: torch.compile (%s) failed here (%s); running the model '
+                    'without compiling', self.compile_mode, reason)
+        self.compile_fallback = reason
+        self._forward = self.model
+        return self._capture(x) if self.cuda_graph else None
+
     def describe(self) -> Dict[str, str]:
         """Return what this backend runs."""
         info = super().describe()
-        mode = ('cuda_graph' if self.cuda_graph else
-                f'compile:{self.compile_mode}' if self.compile_mode else 'eager')
+        compiled = self.compile_mode is not None and self.compile_fallback is None
+        mode = '+'.join(filter(None, ['cuda_graph' if self.cuda_graph else '',
+                                      f'compile:{self.compile_mode}' if compiled else ''])) \
+            or 'eager'
+        if self.compile_fallback:
+            info['compile_fallback'] = self.compile_fallback
         info.update(mode=mode, torch=torch.__version__)
         if self.memory_format == torch.channels_last:
             info['channels_last'] = 'True'
