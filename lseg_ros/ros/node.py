@@ -491,11 +491,16 @@ def make_executor(kind: str):
     return SingleThreadedExecutor()
 
 
-def main(args=None) -> int:
-    """Run the node until shut down; start-up errors are one line and exit code 1."""
+def main(args=None, node_class=None, spin=None, help_text=None) -> int:
+    """Run the node until shut down; start-up errors are one line and exit code 1.
+
+    ``node_class`` (default :class:`LsegNode`), ``spin(executor, node)`` (default: spin
+    until shut down) and ``help_text`` (default :func:`usage`) let the managed node
+    (:mod:`lseg_ros.ros.lifecycle_node`) share it.
+    """
     argv = sys.argv[1:] if args is None else list(args)
     if wants_help(argv):
-        print(usage())
+        print(help_text or usage())
         return 0
     try:
         rclpy.init(args=args)
@@ -503,13 +508,10 @@ def main(args=None) -> int:
         print(f'[ERROR] [{NODE_NAME}]: cannot start: {error}', file=sys.stderr)
         return 2
     try:
-        node = LsegNode()
+        node = (node_class or LsegNode)()
     except (LsegError, OSError, RuntimeError, ValueError, ImportError,
             ParameterException) as error:
-        hint = ''
-        if isinstance(error, InvalidParameterTypeException):
-            hint = ' (write doubles with a decimal point, e.g. 10.0)'
-        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {error}{hint}')
+        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {start_error(error)}')
         rclpy.try_shutdown()
         return 1
     except KeyboardInterrupt:                  # Ctrl-C while the model was loading
@@ -518,7 +520,7 @@ def main(args=None) -> int:
     executor = make_executor(os.environ.get(EXECUTOR_ENV, 'single'))
     executor.add_node(node)
     try:
-        executor.spin()
+        (spin or (lambda ex, _: ex.spin()))(executor, node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass                                   # SIGINT or SIGTERM (rclpy shuts down on both)
     finally:
@@ -536,6 +538,14 @@ def main(args=None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def start_error(error: Exception) -> str:
+    """Return a start-up (or configure) error as one line, with a hint where one helps."""
+    hint = ''
+    if isinstance(error, InvalidParameterTypeException):
+        hint = ' (write doubles with a decimal point, e.g. 10.0)'
+    return f'{error}{hint}'
 
 
 def entry() -> None:

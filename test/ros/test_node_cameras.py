@@ -94,8 +94,8 @@ def test_each_camera_gets_masks_with_its_own_header_size_and_counters(node, clie
         for msg in client.received('/diagnostics'):
             for status in msg.status:
                 if status.name.startswith(NODE + ': segmentation '):
-                    found[status.name.rsplit(' ', 1)[1]] = {kv.key: kv.value
-                                                           for kv in status.values}
+                    values = {kv.key: kv.value for kv in status.values}
+                    found[status.name.rsplit(' ', 1)[1]] = values
         return found if set(found) == set(SIZES) and all(
             int(v['frames_processed']) >= 1 for v in found.values()) else None
     found = client.wait_for(statuses, 15)
@@ -115,8 +115,8 @@ def test_same_size_frames_are_batched_and_keep_their_headers(node, client):
             infos = [r for name in ('front', 'side')
                      for r in result_infos(client, f'{NODE}/{name}/result_info')
                      if r['stamp']['sec'] == stamp_of(index).sec]
-            return infos if len(infos) == 2 and all(r['stages_ms']['batch'] == 2
-                                                   for r in infos) else None
+            together = [r['stages_ms']['batch'] == 2 for r in infos]
+            return infos if len(infos) == 2 and all(together) else None
         infos = client.wait_for(batched, 30, poll=0.0)
         assert {r['frame_id'] for r in infos} == {'front_optical', 'side_optical'}
     finally:
@@ -145,8 +145,11 @@ def test_a_label_change_applies_to_every_camera(node, client):
 
 def test_query_similarity_peaks_where_the_image_matches_the_query(node, client,
                                                                   rn_checkpoint):
-    """A synthetic case built with the reference weights: the colour the model finds most
-    similar to the query fills the left half, the least similar one the right half."""
+    """The map's maximum lies in the region that matches the query.
+
+    A synthetic case built with the reference weights: the colour the model finds most
+    similar to the query fills the left half, the least similar one the right half.
+    """
     from lseg_ros.core.pipeline import LsegPipeline, OutputRequest
     from sensor_msgs.msg import Image
     query = 'a red ball'
