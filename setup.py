@@ -31,6 +31,7 @@ setup(
         'console_scripts': [
             'lseg_segment = lseg_ros.cli.segment:entry',
             'lseg_node = lseg_ros.ros.node:entry',
+            'lseg_lifecycle_node = lseg_ros.ros.lifecycle_node:entry',
             'bench = lseg_ros.cli.bench:entry',
             'segment_bag = lseg_ros.cli.segment_bag:entry',
             'segment_bags = lseg_ros.cli.segment_bags:entry',

@@ -5,6 +5,10 @@ r"""Start the /lseg node with config/lseg.yaml and the package's Fast DDS profil
     ros2 launch lseg_ros segment.launch.py image:=/camera/image_raw \\
         camera_info:=/camera/camera_info checkpoint:=/path/to/demo_e200.ckpt
 
+``lifecycle:=true`` starts the managed node (``lseg_lifecycle_node``: it loads on configure,
+see README "Managed node"); ``cameras:=front,rear`` serves several cameras (their topics are
+``<name>/image_raw`` in the node's namespace; ``image``/``camera_info`` then do not apply,
+remap per camera as in launch/two_cameras.launch.py).
 Node-parameter arguments left empty (checkpoint, labels, device, input_size, ...) keep the
 value of the parameters file.  ``dds_profile`` (default: the installed config/fastdds.xml)
 is given to the node's process; empty leaves the environment alone.  When the node exits,
@@ -16,10 +20,10 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 
 from lseg_ros.ros.dds_profile import installed_profile, profile_environment
-from lseg_ros.ros.launch_args import launch_overrides, OVERRIDABLE
+from lseg_ros.ros.launch_args import launch_overrides, OVERRIDABLE, parse_bool
 from lseg_ros.ros.node_process import default_params_file
 from lseg_ros.ros.params import BY_NAME
 
@@ -33,6 +37,7 @@ ARGUMENTS = (
      'empty: leave the environment alone'),
     ('namespace', '', 'namespace of the node'),
     ('node_name', 'lseg', 'name of the node'),
+    ('lifecycle', 'false', 'true: the managed node lseg_lifecycle_node (starts unconfigured)'),
     ('log_level', 'info', 'debug | info | warn | error | fatal'),
     ('use_sim_time', '', 'true to use /clock (ros2 bag play --clock); empty keeps the file value'),
 ) + tuple((name, '', f'{BY_NAME[name].description} Empty keeps the parameters file value.')
@@ -50,8 +55,11 @@ def _node(context):
     value = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     overrides = launch_overrides(value)
     image = value['image']
-    return [Node(
-        package='lseg_ros', executable='lseg_node', name=value['node_name'],
+    managed = parse_bool('lifecycle', value['lifecycle'])
+    kind, executable = (LifecycleNode, 'lseg_lifecycle_node') if managed else \
+        (Node, 'lseg_node')
+    return [kind(
+        package='lseg_ros', executable=executable, name=value['node_name'],
         namespace=value['namespace'], output='screen', emulate_tty=True,
         parameters=[value['params_file'], overrides],
         remappings=[('image', image), ('image/compressed', image + '/compressed'),

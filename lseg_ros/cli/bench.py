@@ -20,9 +20,10 @@ from lseg_ros.cli.common import add_verbose, run_main, UsageError
 from lseg_ros.core.interrupts import signal_name
 from lseg_ros.core.options import BACKENDS, DEFAULT_INPUT_SIZE, PRECISIONS
 from lseg_ros.ros import bench as ros_bench
-from lseg_ros.ros.bench import (Bench, BenchError, check_phases, DEFAULT_IMAGE_TOPIC,
-                                environment, find_node_pid, load_frames, pipeline_reference,
-                                run_phases, spawn_echo, spawn_node, wait_for_first_mask)
+from lseg_ros.ros.bench import (Bench, BenchError, camera_names, check_phases,
+                                DEFAULT_IMAGE_TOPIC, environment, find_node_pid, load_frames,
+                                pipeline_reference, run_camera_phases, run_phases, spawn_echo,
+                                spawn_node, wait_for_first_mask)
 from lseg_ros.ros.dds_profile import add_profile_argument, apply_profile
 from lseg_ros.ros.node_process import stop_node
 from lseg_ros.ros.params import QOS_CHOICES
@@ -72,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--timeout', type=float, default=30.0,
                         help='seconds to wait for a mask (peak phase) / for the node')
     parser.add_argument('--output', default='bench.json', help='JSON report to write')
+    parser.add_argument('--cameras', type=int, default=0,
+                        help='N > 0: a node serving N cameras (parameter cameras: cam0 ... '
+                             'cam<N-1>, inputs /<node>/cam<k>/image_raw with --spawn, else '
+                             '/cam<k>/image_raw), N streams of the frames published together; '
+                             'per-camera and total frames/s, latency, drops (default 0: one '
+                             'camera, the single-camera topics)')
+    parser.add_argument('--batch-window-ms', type=float, default=None,
+                        help='batch_window_ms of a spawned node (default: the parameters '
+                             "file's, 5 ms); 0 turns batching off, for the batching gain")
     parser.add_argument('--transport-baseline', action='store_true',
                         help='first run the same phases through an echo node with no model')
     parser.add_argument('--pipeline-reference', action='store_true',
@@ -91,6 +101,11 @@ def main(args: argparse.Namespace) -> int:
     if (args.spawn or args.pipeline_reference) and not args.checkpoint and \
             not args.params_file:
         raise UsageError('--spawn and --pipeline-reference need --checkpoint')
+    if args.cameras < 0:
+        raise UsageError(f'--cameras must be 0 or more, got {args.cameras}')
+    if args.cameras and (args.transport_baseline or args.image_topic):
+        raise UsageError('--cameras does not combine with --transport-baseline or '
+                         '--image-topic')
     try:
         profile = apply_profile(args.dds_profile)           # before rclpy.init
     except FileNotFoundError as error:
@@ -120,7 +135,6 @@ def main(args: argparse.Namespace) -> int:
               'environment': environment(), 'phases': []}
     errors: List[str] = []
     interrupted: Optional[KeyboardInterrupt] = None
-    bench = None
     try:
         if args.transport_baseline:
             echo_name = f'/lseg_echo_{suffix}'
@@ -140,21 +154,36 @@ def main(args: argparse.Namespace) -> int:
         start = time.monotonic()
         node_log = str(output.with_suffix('.node.log'))
         proc = None
+        cameras = camera_names(args.cameras)
+        topics = {name: (f'{node_name}/{name}/image_raw' if args.spawn
+                         else f'/{name}/image_raw') for name in cameras}
         if args.spawn:
-            proc = spawn_node(args, node_name.lstrip('/'), image_topic, node_log)
+            remaps = ({f'{name}/image_raw': topic for name, topic in topics.items()}
+                      if cameras else {'image': image_topic})
+            proc = spawn_node(args, node_name.lstrip('/'), remaps, node_log)
             procs.append(proc)
-        bench = Bench(node, image_topic, node_name)
-        error = wait_for_first_mask(bench, msgs, proc, node_log,
-                                    max(args.timeout, 600.0 if args.spawn else 0.0),
-                                    node_name, image_topic)
-        if error:
-            raise BenchError(error)
+        benches = ([Bench(node, topics[name], node_name, camera=name) for name in cameras]
+                   or [Bench(node, image_topic, node_name)])
+        for bench in benches:
+            topic = topics.get(bench.camera, image_topic)
+            error = wait_for_first_mask(bench, msgs, proc, node_log,
+                                        max(args.timeout, 600.0 if args.spawn else 0.0),
+                                        node_name, topic)
+            if error:
+                raise BenchError(error)
+            bench.node_pid = proc.pid if proc is not None else find_node_pid()
         report['startup_to_first_mask_s'] = time.monotonic() - start if args.spawn else None
-        bench.node_pid = proc.pid if proc is not None else find_node_pid()
         print(f'{node_name}:', flush=True)
-        report['phases'] = run_phases(bench, msgs, rates, args)
-        errors += check_phases(report['phases'], node_name, image_topic)
-        report['node_diagnostics'] = bench.diagnostics
+        if cameras:
+            report['image_topic'] = list(topics.values())
+            report['phases'], report['cameras'] = run_camera_phases(benches, msgs, rates,
+                                                                    args)
+            for name, phases in report['cameras'].items():
+                errors += check_phases(phases, f'{node_name} (camera {name})', topics[name])
+        else:
+            report['phases'] = run_phases(benches[0], msgs, rates, args)
+            errors += check_phases(report['phases'], node_name, image_topic)
+        report['node_diagnostics'] = benches[0].diagnostics
     except BenchError as error:
         errors.append(str(error))
     except (KeyboardInterrupt, RuntimeError) as error:   # RCLError once rclpy shut down
@@ -192,9 +221,12 @@ def summary(report: Dict) -> str:
     if report.get('transport_baseline'):
         lines += ['transport baseline (echo node, no model):',
                   format_table(report['transport_baseline']), '']
+    for name, phases in report.get('cameras', {}).items():
+        lines += [f'camera {name}:', format_table(phases), '']
     if report['phases']:
-        lines += [f'{report["node"]}:', format_table(report['phases'],
-                                                     report.get('transport_baseline'))]
+        title = (f'{report["node"]} (total of {len(report["cameras"])} cameras):'
+                 if report.get('cameras') else f'{report["node"]}:')
+        lines += [title, format_table(report['phases'], report.get('transport_baseline'))]
     if report.get('startup_to_first_mask_s') is not None:
         lines.append(f'start-up (spawn -> first mask): {report["startup_to_first_mask_s"]:.1f} '
                      f's; node model start-up '

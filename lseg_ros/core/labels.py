@@ -72,6 +72,26 @@ def parse_labels(value: Union[str, Iterable[str]]) -> Tuple[str, ...]:
     return tuple(labels)
 
 
+def parse_query(value: str) -> str:
+    """Return a free-text query trimmed; ``''`` (no query) for an empty or blank one.
+
+    A query is one text, commas included (``"a dog, running"``); longer than
+    :data:`MAX_LABEL_CHARS` characters raises :class:`LabelError` (checked before any
+    tokenisation, like a label).
+    """
+    if not isinstance(value, str):
+        raise LabelError(f'the query is not a string: {value!r}')
+    if len(value) > MAX_LABELS_CHARS:
+        raise LabelError(f'the query is {len(value):,} characters long; at most '
+                         f'{MAX_LABEL_CHARS} are accepted')
+    query = value.strip()
+    if len(query) > MAX_LABEL_CHARS:
+        raise LabelError(f'the query is {len(query):,} characters long ({query[:24]!r}...); '
+                         f'at most {MAX_LABEL_CHARS} are accepted (CLIP reads at most 75 '
+                         'tokens)')
+    return query
+
+
 def format_labels(labels: Iterable[str]) -> str:
     """Return labels as the comma-separated string the ``labels`` parameter takes."""
     return ','.join(labels)

@@ -3,7 +3,8 @@
 """LsegPipeline: what the node, the CLI and the tools call.
 
 ``set_labels(...)`` computes text embeddings and installs them atomically with a new label
-version; ``segment(rgb)`` runs pre-processing, the image encoder backend and the head on the
+version; ``set_query(text)`` does the same for the free-text query of the similarity
+heat-map; ``segment(rgb)`` runs pre-processing, the image encoder backend and the head on the
 pipeline's device and returns only what was asked for; ``segment_batch(images)`` does the
 same for B frames of one size with one encoder call (several cameras, bag segmentation).
 A frame is segmented and reported with one :class:`LabelSet` snapshot, so labels can change
@@ -17,13 +18,14 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lseg_ros.core.backends import create_backend, resolve_device
 from lseg_ros.core.errors import LabelError, NonFiniteOutputError
-from lseg_ros.core.labels import parse_labels
+from lseg_ros.core.labels import parse_labels, parse_query
 from lseg_ros.core.model.checkpoint import load_weights, LsegWeights
 from lseg_ros.core.model.head import (logits_at_input, normalize_features, reduce_logits,
-                                      text_weights)
+                                      similarity_at_input, text_weights, to_source)
 from lseg_ros.core.model.text_encoder import ClipTextEncoder
 from lseg_ros.core.model.variants import Variant
 from lseg_ros.core.options import DEFAULT_INPUT_SIZE, DEFAULT_LABELS
@@ -51,6 +53,14 @@ class LabelSet:
 
 
 @dataclass(frozen=True)
+class QueryEmbedding:
+    """The free-text query of the similarity heat-map and its CLIP text embedding."""
+
+    text: str
+    embedding: torch.Tensor              # (D,) float32, L2-normalised, on the device
+
+
+@dataclass(frozen=True)
 class OutputRequest:
     """What :meth:`LsegPipeline.segment` computes besides the mask."""
 
@@ -59,6 +69,34 @@ class OutputRequest:
     overlay_alpha: float = 0.5
     features_stride: int = 0           # 0: no features; n: every n-th cell of the H/2 grid
     raw: bool = False                  # image features and network-size logits (CLI)
+    similarity: bool = False           # cosine to the current query (when one is set)
+
+    @staticmethod
+    def union(requests: Sequence['OutputRequest']) -> 'OutputRequest':
+        """Return the request computing every output one of ``requests`` asks for.
+
+        Several cameras in one batch share one request; overlay alpha and feature stride
+        are the first request's that has them (the node gives all cameras the same).
+        """
+        overlay = [r for r in requests if r.overlay]
+        features = [r for r in requests if r.features_stride > 0]
+        return OutputRequest(
+            confidence=any(r.confidence for r in requests), overlay=bool(overlay),
+            overlay_alpha=overlay[0].overlay_alpha if overlay else 0.5,
+            features_stride=features[0].features_stride if features else 0,
+            raw=any(r.raw for r in requests),
+            similarity=any(r.similarity for r in requests))
+
+    def keep(self, result: 'SegmentationResult') -> 'SegmentationResult':
+        """Return ``result`` with only the outputs this request asks for (a shallow copy)."""
+        return replace(
+            result, confidence=result.confidence if self.confidence else None,
+            overlay=result.overlay if self.overlay else None,
+            features=result.features if self.features_stride > 0 else None,
+            image_features=result.image_features if self.raw else None,
+            logits=result.logits if self.raw else None,
+            similarity=result.similarity if self.similarity else None,
+            query=result.query if self.similarity else None)
 
 
 @dataclass
@@ -71,9 +109,22 @@ class SegmentationResult:
     confidence: Optional[np.ndarray] = None     # (H, W) float32 in [1/K, 1]
     overlay: Optional[np.ndarray] = None        # (H, W, 3) uint8 RGB
     features: Optional[np.ndarray] = None       # (h', w', D) float32, L2-normalised
+    similarity: Optional[np.ndarray] = None     # (H, W) float32 cosine to the query, [-1, 1]
+    query: Optional[str] = None                 # the query text of ``similarity``
     image_features: Optional[np.ndarray] = None  # (1, D, H'/2, W'/2) network output
     logits: Optional[np.ndarray] = None         # (1, K, H', W') at the network input
     timings: Dict[str, float] = field(default_factory=dict)
+
+
+def size_groups(images: Sequence[np.ndarray]) -> List[List[int]]:
+    """Return the indices of ``images`` grouped by (height, width), first seen first.
+
+    Each group can go to :meth:`LsegPipeline.segment_batch` as one call.
+    """
+    groups: Dict[tuple, List[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[:2]), []).append(index)
+    return list(groups.values())
 
 
 def check_finite_output(result: SegmentationResult, info: Optional[Dict] = None) -> None:
@@ -108,6 +159,7 @@ class LsegPipeline:
         self.normalizer = Normalizer(variant.mean, variant.std, self.device)
         self._label_lock = threading.Lock()
         self._labels: Optional[LabelSet] = None
+        self._query: Optional[QueryEmbedding] = None
         self._pinned: Optional[torch.Tensor] = None      # GPU: page-locked upload buffer
         self._uploaded: Optional[torch.cuda.Event] = None
 
@@ -159,6 +211,30 @@ class LsegPipeline:
         """Parse, embed and install ``labels``; raises :class:`LabelError` when invalid."""
         return self.install_labels(self.prepare_labels(labels))
 
+    # ------------------------------------------------------------------------------ query
+    @property
+    def query(self) -> Optional[QueryEmbedding]:
+        """The query the next frame's similarity map will use (None: no query)."""
+        return self._query
+
+    def prepare_query(self, text: str) -> Optional[QueryEmbedding]:
+        """Check and embed ``text`` without installing it; None for an empty query."""
+        query = parse_query(text)
+        if not query:
+            return None
+        embedding = self.text_encoder.encode([query])[0].float()
+        return QueryEmbedding(query, F.normalize(embedding, dim=0).to(self.device))
+
+    def install_query(self, query: Optional[QueryEmbedding]) -> None:
+        """Make ``query`` current (None: no similarity map); one reference swap."""
+        self._query = query
+
+    def set_query(self, text: str) -> Optional[QueryEmbedding]:
+        """Check, embed and install ``text``; raises :class:`LabelError` when invalid."""
+        query = self.prepare_query(text)
+        self.install_query(query)
+        return query
+
     # ------------------------------------------------------------------------- inference
     def geometry(self, height: int, width: int) -> Geometry:
         """Return the network geometry used for an image of ``height`` x ``width``."""
@@ -187,6 +263,7 @@ class LsegPipeline:
         ``max_batch`` (an engine or ONNX file with a fixed batch of one runs them one by one).
         Each result equals :meth:`segment` of that image up to the numerics of a batched
         matrix product; ``timings`` are those of the whole call (``batch`` gives its size).
+        ``request.similarity`` uses one snapshot of the query too (nothing without one).
         """
         images = list(images)
         if not images:
@@ -198,14 +275,17 @@ class LsegPipeline:
             raise ValueError(f'segment_batch needs images of one size, got {shapes}; group '
                              'them by size')
         label_set = label_set or self.labels
+        query = self._query if request.similarity else None
         step = self.backend.max_batch or len(images)
         results: List[SegmentationResult] = []
         for start in range(0, len(images), step):
-            results.extend(self._segment_chunk(images[start:start + step], request, label_set))
+            results.extend(self._segment_chunk(images[start:start + step], request, label_set,
+                                               query))
         return results
 
     def _segment_chunk(self, images: List[np.ndarray], request: OutputRequest,
-                       label_set: LabelSet) -> List[SegmentationResult]:
+                       label_set: LabelSet, query: Optional[QueryEmbedding]
+                       ) -> List[SegmentationResult]:
         geometry = self.geometry(images[0].shape[0], images[0].shape[1])
         timer = StageTimer(self.device)
         batch = self._upload(images)
@@ -216,6 +296,9 @@ class LsegPipeline:
         logits = logits_at_input(features, label_set.weights)
         reduced = [reduce_logits(logits[i:i + 1], geometry, request.confidence)
                    for i in range(len(images))]
+        similarity = None
+        if query is not None:
+            similarity = similarity_at_input(features, query.embedding)
         timer.mark('head')
         small = torch.uint8 if label_set.mask_dtype is np.uint8 else torch.int32
         results = []
@@ -227,6 +310,9 @@ class LsegPipeline:
             if request.overlay:
                 result.overlay = blend(batch[i], index, label_set.colors,
                                        request.overlay_alpha).cpu().numpy()
+            if similarity is not None:
+                result.similarity = to_source(similarity[i], geometry)[0].cpu().numpy()
+                result.query = query.text
             if request.features_stride > 0:
                 fh, fw = geometry.feature_valid
                 step = request.features_stride

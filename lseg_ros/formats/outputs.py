@@ -9,6 +9,7 @@ A :class:`~lseg_ros.core.pipeline.SegmentationResult` becomes output images as
   confidence  mono8 (softmax probability of the winning label x 255, rounded) or 32FC1 (0..1)
   overlay     rgb8, or bgr8 when the input's channel order is BGR
   features    32FC<D>, L2-normalised image embeddings of the feature grid
+  similarity  32FC1, cosine of the pixels' embeddings to the free-text query (-1..1)
 
 A label set becomes a :class:`LabelAnnouncement`: the labels JSON text
 (``{"labels": [...], "version": n, "embedding_dim": d}``), the L2-normalised raw text
@@ -25,7 +26,8 @@ from lseg_ros.formats.image_codec import confidence_to_mono8, mask_encoding
 
 #: Output image names, in publishing order.
 MASK, CONFIDENCE, OVERLAY, FEATURES = 'mask', 'confidence', 'overlay', 'features'
-OUTPUT_NAMES = (MASK, CONFIDENCE, OVERLAY, FEATURES)
+SIMILARITY = 'similarity'
+OUTPUT_NAMES = (MASK, CONFIDENCE, OVERLAY, FEATURES, SIMILARITY)
 #: Encodings of the confidence image (mono8 is the default of the node and segment_bag).
 CONFIDENCE_ENCODINGS = ('mono8', '32FC1')
 DEFAULT_CONFIDENCE_ENCODING = 'mono8'
@@ -61,12 +63,18 @@ def features_image(features: np.ndarray) -> ImageOutput:
     return features, f'32FC{features.shape[2]}'
 
 
+def similarity_image(similarity: np.ndarray) -> ImageOutput:
+    """Return the query similarity map (cosines in [-1, 1]) as a 32FC1 image."""
+    return np.asarray(similarity, np.float32), '32FC1'
+
+
 def output_images(result, confidence_encoding: str = DEFAULT_CONFIDENCE_ENCODING,
                   bgr: bool = False) -> Dict[str, ImageOutput]:
     """Return the output images of ``result`` by name (:data:`OUTPUT_NAMES` order).
 
-    The mask is always there; confidence, overlay and features when the request computed
-    them.  ``bgr``: the input's channel order is BGR (the overlay then keeps it).
+    The mask is always there; confidence, overlay, features and the query similarity when
+    the request computed them.  ``bgr``: the input's channel order is BGR (the overlay then
+    keeps it).
     """
     images = {MASK: mask_image(result.mask)}
     if result.confidence is not None:
@@ -75,6 +83,8 @@ def output_images(result, confidence_encoding: str = DEFAULT_CONFIDENCE_ENCODING
         images[OVERLAY] = overlay_image(result.overlay, bgr)
     if result.features is not None:
         images[FEATURES] = features_image(result.features)
+    if result.similarity is not None:
+        images[SIMILARITY] = similarity_image(result.similarity)
     return images
 
 

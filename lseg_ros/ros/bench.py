@@ -16,6 +16,13 @@ to the node's input topic at fixed rates and at peak, and measures, per phase:
 which gives the highest rate the node sustains without queueing.  Results are printed as a
 table and written as JSON with the hardware and software versions.
 
+``--cameras N`` drives a node that serves N cameras (parameter ``cameras``: cam0 ...
+cam<N-1>) with N streams of the same frames, published together at each tick (a
+synchronised rig; ``peak``: the next tick when every camera's mask came back), and reports
+each camera's phases and their total (frames/s summed, latency over all cameras, drops);
+``--batch-window-ms 0`` spawns the node without batching (one frame per encoder call), so
+two runs give the batching gain.
+
 ``--transport-baseline`` first runs the same phases against an echo node with no model
 (:mod:`lseg_ros.ros.transport_echo`: same QoS, a mask-sized answer per frame), so the table shows
 what the transport costs and what the node adds.  ``--pipeline-reference`` measures
@@ -70,7 +77,7 @@ def load_frames(source: str, width: int, height: int, count: int, topic: Optiona
 class Bench:
     """Publishes frames to the node and records what comes back."""
 
-    def __init__(self, node, image_topic: str, node_name: str):
+    def __init__(self, node, image_topic: str, node_name: str, camera: Optional[str] = None):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from diagnostic_msgs.msg import DiagnosticArray
@@ -79,7 +86,9 @@ class Bench:
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.pub = node.create_publisher(Image, image_topic, qos)
         self.node_name = node_name.rstrip('/')
-        node.create_subscription(Image, f'{self.node_name}/mask', self._on_mask,
+        self.camera = camera                    # a camera of a multi-camera node
+        prefix = f'{self.node_name}/{camera}' if camera else self.node_name
+        node.create_subscription(Image, f'{prefix}/mask', self._on_mask,
                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.lock = threading.Lock()
@@ -88,6 +97,8 @@ class Bench:
         self.arrived = threading.Event()
         self.diagnostics: Dict[str, str] = {}
         self.node_pid: Optional[int] = None
+        self._node_before: Optional[Dict[str, int]] = None
+        self.latencies: List[float] = []       # of the last phase, ms
 
     def _on_mask(self, msg) -> None:
         now = time.time()
@@ -99,9 +110,12 @@ class Bench:
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            if status.name.startswith(self.node_name + ':') or \
-                    status.name.startswith(self.node_name.lstrip('/') + ':'):
-                self.diagnostics = {kv.key: kv.value for kv in status.values}
+            if not (status.name.startswith(self.node_name + ':') or
+                    status.name.startswith(self.node_name.lstrip('/') + ':')):
+                continue
+            values = {kv.key: kv.value for kv in status.values}
+            if self.camera is None or values.get('camera') == self.camera:
+                self.diagnostics = values
 
     def publish(self, frame_msg) -> None:
         """Stamp with the wall clock and publish."""
@@ -117,30 +131,22 @@ class Bench:
 
     def run_phase(self, msgs, rate: Optional[float], duration: float, timeout: float) -> Dict:
         """Publish for ``duration`` s at ``rate`` Hz (None: closed-loop peak)."""
+        return run_cameras_phase([self], msgs, rate, duration, timeout)[0]
+
+    def start_phase(self) -> None:
+        """Forget what earlier phases sent and received; note the node's counters."""
         with self.lock:
             self.sent.clear()
             self.received.clear()
-        node_before = self._node_counters()
-        cpu = CpuSampler(self.node_pid)
-        gpu = GpuSampler()
-        start = time.monotonic()
-        index = 0
-        next_time = start
-        while time.monotonic() - start < duration:
-            self.publish(msgs[index % len(msgs)])
-            index += 1
-            if rate is None:
-                self.arrived.wait(timeout)
-            else:
-                next_time += 1.0 / rate
-                time.sleep(max(0.0, next_time - time.monotonic()))
-        time.sleep(min(timeout, 2.0))        # let the last results arrive
-        elapsed = time.monotonic() - start
-        node_after = self._node_counters()
+        self._node_before = self._node_counters()
+
+    def phase_result(self, rate: Optional[float], elapsed: float, cpu, gpu) -> Dict:
+        """Return the phase's measurements (``cpu``/``gpu``: the samplers' results)."""
+        node_before, node_after = self._node_before, self._node_counters()
         with self.lock:
             received = list(self.received)
             sent = len(self.sent)
-        latencies = [r[1] for r in received]
+        latencies = self.latencies = [r[1] for r in received]
         arrivals = sorted(r[2] for r in received)
         gaps = np.diff(arrivals) * 1000.0 if len(arrivals) > 2 else np.array([])
         window = (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
@@ -157,7 +163,7 @@ class Bench:
                                    for k, v in self.diagnostics.items()
                                    if k.startswith('stage_')},
             'node_latency_p50_ms': float(self.diagnostics.get('latency_p50_ms', 'nan')),
-            'cpu': cpu.stop(), 'gpu': gpu.stop(),
+            'cpu': cpu, 'gpu': gpu,
         }
         return result
 
@@ -166,6 +172,58 @@ class Bench:
         if 'frames_dropped' not in d:
             return None
         return {'dropped': int(d['frames_dropped']), 'processed': int(d['frames_processed'])}
+
+
+def run_cameras_phase(benches: List[Bench], msgs, rate: Optional[float], duration: float,
+                      timeout: float) -> List[Dict]:
+    """Publish to every camera together for ``duration`` s at ``rate`` Hz (None: peak).
+
+    At peak the next frames go out when every camera's mask came back (or ``timeout``).
+    Returns each camera's phase (CPU and GPU use are the whole phase's).
+    """
+    for bench in benches:
+        bench.start_phase()
+    cpu = CpuSampler(benches[0].node_pid)
+    gpu = GpuSampler()
+    start = time.monotonic()
+    index = 0
+    next_time = start
+    while time.monotonic() - start < duration:
+        for bench in benches:
+            bench.publish(msgs[index % len(msgs)])
+        index += 1
+        if rate is None:
+            deadline = time.monotonic() + timeout
+            for bench in benches:
+                bench.arrived.wait(max(0.0, deadline - time.monotonic()))
+        else:
+            next_time += 1.0 / rate
+            time.sleep(max(0.0, next_time - time.monotonic()))
+    time.sleep(min(timeout, 2.0))        # let the last results arrive
+    elapsed = time.monotonic() - start
+    cpu_use, gpu_use = cpu.stop(), gpu.stop()
+    return [bench.phase_result(rate, elapsed, cpu_use, gpu_use) for bench in benches]
+
+
+def total_phase(phases: List[Dict], benches: List[Bench]) -> Dict:
+    """Return the cameras' phases of one rate summed (latency over every camera's masks)."""
+    first = phases[0]
+    latencies = [value for bench in benches for value in bench.latencies]
+    return dict(first, published=sum(p['published'] for p in phases),
+                masks=sum(p['masks'] for p in phases),
+                dropped=sum(p['dropped'] for p in phases),
+                node_dropped=sum(p['node_dropped'] or 0 for p in phases),
+                output_fps=sum(p['output_fps'] for p in phases),
+                latency_ms=percentiles(latencies),
+                jitter_ms=max(p['jitter_ms'] for p in phases),
+                node_latency_p50_ms=max(p['node_latency_p50_ms'] for p in phases),
+                segmented_fraction=sum(p['masks'] for p in phases) /
+                max(1, sum(p['published'] for p in phases)))
+
+
+def camera_names(count: int) -> List[str]:
+    """Return the names of ``count`` bench cameras: cam0, cam1, ..."""
+    return [f'cam{index}' for index in range(count)]
 
 
 def find_node_pid() -> Optional[int]:
@@ -266,12 +324,21 @@ def environment() -> Dict[str, str]:
     return info
 
 
-def spawn_node(args, name: str, image_topic: str, log_path: str) -> subprocess.Popen:
-    """Start lseg_node as the launch file does, with the bench's settings."""
+def spawn_node(args, name: str, image_topics: Dict[str, str],
+               log_path: str) -> subprocess.Popen:
+    """Start lseg_node as the launch file does, with the bench's settings.
+
+    ``image_topics``: the node's input topic -> the bench's (``image`` for one camera,
+    ``cam<k>/image_raw`` for several).
+    """
     params = {'checkpoint': args.checkpoint or '', 'device': args.device,
               'backend': args.backend, 'input_size': args.size, 'precision': args.precision,
               'input_qos': args.input_qos, 'labels': args.labels, 'engine': args.engine}
-    return start_node(params, {'image': image_topic}, log_path, name=name,
+    if args.cameras:
+        params['cameras'] = ','.join(camera_names(args.cameras))
+    if args.batch_window_ms is not None:
+        params['batch_window_ms'] = float(args.batch_window_ms)
+    return start_node(params, image_topics, log_path, name=name,
                       params_file=args.params_file, dds_profile=args.dds_profile)
 
 
@@ -333,6 +400,25 @@ def run_phases(bench: 'Bench', msgs, rates, args) -> List[Dict]:
         print(f'phase {phase["rate_hz"]}: {phase["masks"]} of {phase["published"]} masks, '
               f'p50 {phase["latency_ms"]["p50"]:.1f} ms', flush=True)
     return phases
+
+
+def run_camera_phases(benches: List[Bench], msgs, rates, args):
+    """Warm up, then one phase per rate for every camera together.
+
+    Returns the total of each phase and each camera's phases by name.
+    """
+    run_cameras_phase(benches, msgs, None, args.warmup, args.timeout)     # warm-up
+    totals, cameras = [], {bench.camera: [] for bench in benches}
+    for rate in rates:
+        phases = run_cameras_phase(benches, msgs, rate, args.duration, args.timeout)
+        for bench, phase in zip(benches, phases):
+            cameras[bench.camera].append(phase)
+        total = total_phase(phases, benches)
+        totals.append(total)
+        print(f'phase {total["rate_hz"]}: {total["masks"]} of {total["published"]} masks '
+              f'({len(benches)} cameras), {total["output_fps"]:.1f} frames/s, p50 '
+              f'{total["latency_ms"]["p50"]:.1f} ms', flush=True)
+    return totals, cameras
 
 
 class BenchError(Exception):

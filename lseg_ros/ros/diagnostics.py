@@ -49,12 +49,12 @@ def diagnostic_values(snap: Mapping, counters: Mapping[str, int], info: Mapping[
     return values
 
 
-def diagnostic_status(node_name: str, snap: Mapping, dropped: int, hardware_id: str,
+def diagnostic_status(name: str, snap: Mapping, dropped: int, hardware_id: str,
                       values: Mapping[str, str]) -> DiagnosticStatus:
-    """Return the status: WARN while only bad frames came, else OK."""
+    """Return the status ``name`` (one per camera): WARN while only bad frames came, else OK."""
     level = DiagnosticStatus.WARN if snap['bad'] and snap['processed'] == 0 else \
         DiagnosticStatus.OK
     return DiagnosticStatus(
-        level=level, name=f'{node_name}: segmentation',
+        level=level, name=name,
         message=f'{snap["fps"]:.1f} fps, {dropped} dropped', hardware_id=hardware_id,
         values=[KeyValue(key=k, value=v) for k, v in values.items()])

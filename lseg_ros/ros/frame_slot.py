@@ -1,16 +1,17 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""A one-frame mailbox where the newest frame wins, and rolling statistics.
+"""One-frame mailboxes where the newest frame wins, and rolling statistics.
 
 The subscription callback only calls :meth:`LatestSlot.put` (constant time, never blocks
-on inference); the worker thread calls :meth:`LatestSlot.take`.  A frame that is replaced
-before the worker took it is dropped and counted, so latency never grows with a queue.
+on inference); the worker thread takes frames from a :class:`SlotGroup` (one slot per
+camera).  A frame that is replaced before the worker took it is dropped and counted, so
+latency never grows with a queue.
 """
 
 from collections import deque
 import threading
 import time
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,8 +19,8 @@ import numpy as np
 class LatestSlot:
     """Holds at most one item; ``put`` replaces (and counts) an item not yet taken."""
 
-    def __init__(self):
-        self._cond = threading.Condition()
+    def __init__(self, condition: Optional[threading.Condition] = None):
+        self._cond = condition or threading.Condition()
         self._item = None
         self._stamp = 0.0
         self._closed = False
@@ -34,23 +35,88 @@ class LatestSlot:
             self._item = item
             self._stamp = time.monotonic()
             self.received += 1
-            self._cond.notify()
+            self._cond.notify_all()
 
     def take(self, timeout: Optional[float] = None):
         """Wait for an item and return ``(item, monotonic receive time)``; None on timeout."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._item is not None or self._closed, timeout):
                 return None
-            if self._item is None:
-                return None
-            item, stamp, self._item = self._item, self._stamp, None
-            return item, stamp
+            return self.pop_waiting()
+
+    @property
+    def ready(self) -> bool:
+        """Whether an item waits (call with the slot's condition held)."""
+        return self._item is not None
+
+    @property
+    def stamp(self) -> float:
+        """Monotonic receive time of the waiting item (call with the condition held)."""
+        return self._stamp
+
+    def pop_waiting(self):
+        """Return ``(item, stamp)`` and empty the slot (condition held); None when empty."""
+        if self._item is None:
+            return None
+        item, stamp, self._item = self._item, self._stamp, None
+        return item, stamp
 
     def close(self) -> None:
         """Wake the worker so it can exit."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+
+class SlotGroup:
+    """The slots of several cameras (by name), waited on together by one worker.
+
+    :meth:`take` returns the frames to segment next.  With a batch window it waits, from
+    the receive time of the oldest waiting frame, at most ``window_s`` for the other
+    cameras' frames and returns every waiting frame (a frame that waited longer than the
+    window, e.g. during inference, is never held back).  Without (``window_s`` None) it
+    returns only the oldest waiting frame: cameras are served one frame at a time, in the
+    order their frames came.
+    """
+
+    def __init__(self, names: Sequence[str]):
+        if not names:
+            raise ValueError('a slot group needs at least one camera')
+        self._cond = threading.Condition()
+        self.slots: Dict[str, LatestSlot] = {name: LatestSlot(self._cond) for name in names}
+        self._closed = False
+
+    def take(self, timeout: Optional[float], window_s: Optional[float]
+             ) -> List[Tuple[str, Any, float]]:
+        """Return ``[(name, item, receive time), ...]`` (oldest first); [] on timeout."""
+        slots = self.slots
+        with self._cond:
+            def any_ready():
+                return self._closed or any(s.ready for s in slots.values())
+            if not self._cond.wait_for(any_ready, timeout) or self._closed:
+                return []
+            if window_s is None:
+                name = min((s.stamp, n) for n, s in slots.items() if s.ready)[1]
+                return [(name,) + slots[name].pop_waiting()]
+            first = min(s.stamp for s in slots.values() if s.ready)
+            wait = first + window_s - time.monotonic()
+            if wait > 0:
+                self._cond.wait_for(
+                    lambda: self._closed or all(s.ready for s in slots.values()), wait)
+            taken = [(name,) + slot.pop_waiting() for name, slot in slots.items() if slot.ready]
+            return sorted(taken, key=lambda frame: frame[2])
+
+    def close(self) -> None:
+        """Wake the worker so it can exit."""
+        with self._cond:
+            self._closed = True
+            for slot in self.slots.values():
+                slot.close()                     # the same (reentrant) condition
 
     @property
     def closed(self) -> bool:

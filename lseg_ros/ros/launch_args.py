@@ -9,7 +9,8 @@ from lseg_ros.ros.params import BY_NAME
 #: Node parameters that are also launch arguments; an empty argument keeps the parameters
 #: file's value, a given one is converted to the parameter's type.
 OVERRIDABLE = ('checkpoint', 'engine', 'backend', 'labels', 'device', 'precision',
-               'input_size', 'input_qos', 'compressed_input', 'max_input_pixels')
+               'input_size', 'input_qos', 'compressed_input', 'max_input_pixels', 'cameras',
+               'query')
 TRUE = ('true', '1', 'yes', 'on')
 FALSE = ('false', '0', 'no', 'off')
 

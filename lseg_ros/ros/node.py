@@ -18,39 +18,35 @@ stream never stalls on a label change.  A second executor thread was measured no
 with the frame worker.
 """
 
-import json
+import gc
 import os
 import signal
 import sys
 import time
-from typing import Dict
+from typing import Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float32MultiArray, Header, String
 
 from lseg_ros.core.errors import ImageError, LabelError, LsegError
-from lseg_ros.core.labels import parse_labels
-from lseg_ros.formats.outputs import (CONFIDENCE, FEATURES, label_announcement, MASK,
-                                      output_images, OVERLAY)
-from lseg_ros.ros.camera_info import (CameraInfoCache, features_camera_info,
-                                      image_camera_info)
-from lseg_ros.ros.conversions import announcement_msgs, image_msgs, image_to_rgb, is_bgr
+from lseg_ros.core.labels import parse_labels, parse_query
+from lseg_ros.formats.outputs import label_announcement
+from lseg_ros.ros.cameras import Camera, SINGLE
+from lseg_ros.ros.conversions import announcement_msgs, image_to_rgb
 from lseg_ros.ros.dds_profile import profile_in_effect
 from lseg_ros.ros.diagnostics import diagnostic_status, diagnostic_values, gpu_memory
-from lseg_ros.ros.frame_slot import LatestSlot, RollingStats
+from lseg_ros.ros.frame_slot import SlotGroup
 from lseg_ros.ros.log_forward import LogForwarding
-from lseg_ros.ros.params import PARAMS
-from lseg_ros.ros.qos import CAMERA_INFO_QOS, input_qos, LATCHED_QOS, OUTPUT_QOS
+from lseg_ros.ros.params import PARAMS, parse_cameras
+from lseg_ros.ros.qos import input_qos, LATCHED_QOS
 from lseg_ros.ros.workers import FRAME_THREAD, FrameWorker, LABEL_THREAD, LabelWorker
 
 NODE_NAME = 'lseg'
@@ -83,62 +79,133 @@ def descriptor(param) -> ParameterDescriptor:
     return desc
 
 
-class LsegNode(Node):
-    """Open-vocabulary semantic segmentation of a camera stream."""
+class LsegRuntime:
+    """Everything the node does, in the steps of a managed node's life (a mixin of Node).
 
-    def __init__(self, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
+    ``_declare`` (parameters), ``_configure`` (model, publishers, label worker),
+    ``_activate`` (frame worker, subscriptions, diagnostics), ``_deactivate`` and
+    ``_cleanup`` (the model released).  :class:`LsegNode` runs the first three in its
+    constructor; :class:`lseg_ros.ros.lifecycle_node.LsegLifecycleNode` runs them on its
+    lifecycle transitions.
+    """
+
+    # ---------------------------------------------------------------------------- set-up
+    def _declare(self) -> None:
+        """Declare the parameters and their callbacks (no model yet)."""
         # Core logging (e.g. the backend auto fallback) in the node's format and on /rosout.
         self._log_forwarding = LogForwarding(self.get_logger())
-        try:
-            self._set_up()
-        except BaseException:
-            self._log_forwarding.remove()
-            raise
-
-    def _set_up(self) -> None:
-        start = time.monotonic()
+        self.pipeline = None
+        self.cameras: Dict[str, Camera] = {}
+        self.slots = None
+        self.frame_worker = None
+        self.label_worker = None
+        self.startup_s = 0.0
+        self._timer = None
+        self.pub_labels = self.pub_embeddings = self.pub_label_info = None
+        self.pub_diagnostics = None
+        self._warned: Dict[str, float] = {}
         for param in PARAMS:
             self.declare_parameter(param.name, param.default, descriptor(param))
         self.settings = {p.name: self.get_parameter(p.name).value for p in PARAMS}
         self._check_choices(self.settings)
+        self.camera_names = parse_cameras(self.settings['cameras']) or (SINGLE,)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+    def _configure(self) -> None:
+        """Load the model and warm it up, create the publishers, start the label worker."""
+        start = time.monotonic()
         self.pipeline = self._load_pipeline()
-        self.stats = RollingStats()
-        self.slot = LatestSlot()
-        self.camera_infos = CameraInfoCache()
-        self.transport_lost = 0
-        self._warned: Dict[str, float] = {}
+        if self.settings['query']:
+            self.pipeline.set_query(self.settings['query'])
         self._make_publishers()
         if self.settings['warmup']:
             size = self.pipeline.input_size
             self.pipeline.warmup(size * 3 // 4, size)
         self._publish_labels(label_announcement(self.pipeline.labels))
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
-        bind = self._bind_worker_device
-        self.frame_worker = FrameWorker(
-            self.slot, self._process, self._on_frame_error, running=self.context.ok,
-            max_rate=lambda: self.settings['max_rate_hz'], on_start=bind)
-        self.label_worker = LabelWorker(self._apply_labels, on_start=bind)
-        self._threads = [self.frame_worker.thread, self.label_worker.thread]
-        self.frame_worker.start()
+        self.label_worker = LabelWorker(self._apply_text, on_start=self._bind_worker_device)
         self.label_worker.start()
-        self._make_subscriptions()
         self.startup_s = time.monotonic() - start
-        self.create_timer(self.settings['diagnostics_period'], self._publish_diagnostics,
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _activate(self) -> None:
+        """Start the frame worker, subscribe to the cameras, publish diagnostics."""
+        self.slots = SlotGroup(self.camera_names)
+        for name, camera in self.cameras.items():
+            camera.slot = self.slots.slots[name]
+        self.frame_worker = FrameWorker(
+            self.slots, self._process, self._on_worker_error, running=self.context.ok,
+            max_rate=lambda: self.settings['max_rate_hz'], window=self._batch_window,
+            on_start=self._bind_worker_device)
+        self.frame_worker.start()
+        qos = input_qos(self.settings['input_qos'])
+        for camera in self.cameras.values():
+            camera.subscribe(qos, self.settings['compressed_input'])
+        self._timer = self.create_timer(self.settings['diagnostics_period'],
+                                        self._publish_diagnostics,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _deactivate(self) -> List[str]:
+        """Unsubscribe and stop the frame worker; returns what is still busy (see shutdown)."""
+        for camera in self.cameras.values():
+            camera.unsubscribe()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self.slots is not None:
+            self.slots.close()
+        busy = self._join([self.frame_worker.thread] if self.frame_worker else [])
+        self.frame_worker = None
+        return busy
+
+    def _cleanup(self, release: bool = True) -> List[str]:
+        """Stop the label worker, destroy the publishers, release the model (and GPU memory).
+
+        Returns what is still busy; the model is then left to the process's end (so is it
+        without ``release``: the frame worker is still inside it).
+        """
+        busy = []
+        if self.label_worker is not None:
+            self.label_worker.stop()
+            busy = self._join([self.label_worker.thread])
+            self.label_worker = None
+        for camera in self.cameras.values():
+            camera.destroy()
+        self.cameras = {}
+        for publisher in (self.pub_labels, self.pub_embeddings, self.pub_label_info,
+                          self.pub_diagnostics):
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self.pub_labels = self.pub_embeddings = self.pub_label_info = None
+        self.pub_diagnostics = None
+        if release and not busy and self.pipeline is not None:
+            device = self.pipeline.device
+            self.pipeline.backend.close()
+            self.pipeline = None
+            release_memory(device)
+        return busy
+
+    def _join(self, threads) -> List[str]:
+        """Wait for ``threads`` within SHUTDOWN_WAIT_S; return what the live ones are doing."""
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return [BUSY[t.name] for t in threads if t.is_alive()]
+
+    def _log_ready(self) -> None:
         # An unused engine (backend auto) was warned about by the backend factory, through
         # the forwarded logging: one warning line, diagnostics say it again.
         info = self.pipeline.describe()
+        cameras = ('' if self.camera_names == (SINGLE,) else
+                   f'cameras {list(self.camera_names)} (batch window '
+                   f'{self.settings["batch_window_ms"]:g} ms), ')
         self.get_logger().info(
             f'ready in {self.startup_s:.1f} s: checkpoint {self.settings["checkpoint"]}, '
             f'variant {info["variant"]}, backend {info["backend"]} on {info["device"]}, '
             f'precision {info["precision"]}, engine {self.settings["engine"] or "-"}, '
             f'input size {info["input_size"]}, input QoS {self.settings["input_qos"]}, '
-            f'Fast DDS profile {profile_in_effect() or "none (Fast DDS defaults)"}, '
+            f'{cameras}Fast DDS profile {profile_in_effect() or "none (Fast DDS defaults)"}, '
             f'labels v{self.pipeline.labels.version} {list(self.pipeline.labels.labels)}')
 
-    # ---------------------------------------------------------------------------- set-up
     def _check_choices(self, values) -> None:
         for param in PARAMS:
             if param.choices and param.name in values and values[param.name] not in param.choices:
@@ -179,14 +246,7 @@ class LsegNode(Node):
             torch.cuda.set_device(device)
 
     def _make_publishers(self) -> None:
-        self.pub_mask = self.create_publisher(Image, '~/mask', OUTPUT_QOS)
-        self.pub_confidence = self.create_publisher(Image, '~/confidence', OUTPUT_QOS)
-        self.pub_overlay = self.create_publisher(Image, '~/overlay', OUTPUT_QOS)
-        self.pub_features = self.create_publisher(Image, '~/features', OUTPUT_QOS)
-        self.pub_camera_info = self.create_publisher(CameraInfo, '~/camera_info', OUTPUT_QOS)
-        self.pub_features_info = self.create_publisher(CameraInfo, '~/features/camera_info',
-                                                       OUTPUT_QOS)
-        self.pub_result = self.create_publisher(String, '~/result_info', OUTPUT_QOS)
+        self.cameras = {name: Camera(self, name, None) for name in self.camera_names}
         self.pub_labels = self.create_publisher(String, '~/labels', LATCHED_QOS)
         self.pub_embeddings = self.create_publisher(Float32MultiArray, '~/text_embeddings',
                                                     LATCHED_QOS)
@@ -198,32 +258,27 @@ class LsegNode(Node):
             self.get_logger().info('vision_msgs is not installed: ~/label_info is not published')
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
-    def _make_subscriptions(self) -> None:
-        qos = input_qos(self.settings['input_qos'])
-        events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
-        if self.settings['compressed_input']:
-            self.create_subscription(CompressedImage, 'image/compressed', self.slot.put, qos,
-                                     event_callbacks=events)
-        else:
-            self.create_subscription(Image, 'image', self.slot.put, qos,
-                                     event_callbacks=events)
-        self.create_subscription(CameraInfo, 'camera_info', self.camera_infos.add,
-                                 CAMERA_INFO_QOS)
-
-    def _on_message_lost(self, event) -> None:
-        """Count frames the middleware lost before they reached the node (best effort)."""
-        self.transport_lost += event.total_count_change
+    def _batch_window(self) -> Optional[float]:
+        """Seconds the frame worker waits for other cameras' frames (None: no batching)."""
+        window = self.settings['batch_window_ms']
+        return window / 1000.0 if window > 0 else None
 
     # ------------------------------------------------------------------------ parameters
     def _validate_parameters(self, params) -> SetParametersResult:
         """Refuse bad values with a reason (ranges and read-only are checked by rclpy)."""
         for param in params:
-            if param.name == 'labels':
-                try:
-                    self.pipeline.text_encoder.tokenize(parse_labels(param.value))
-                except LabelError as error:
-                    return SetParametersResult(successful=False,
-                                               reason=f'labels refused: {error}')
+            try:
+                if param.name == 'labels':
+                    labels = parse_labels(param.value)
+                    if self.pipeline is not None:
+                        self.pipeline.text_encoder.tokenize(labels)
+                elif param.name == 'query':
+                    query = parse_query(param.value)
+                    if query and self.pipeline is not None:
+                        self.pipeline.text_encoder.tokenize([query])
+            except LabelError as error:
+                return SetParametersResult(successful=False,
+                                           reason=f'{param.name} refused: {error}')
             try:
                 self._check_choices({param.name: param.value})
             except LsegError as error:
@@ -234,15 +289,22 @@ class LsegNode(Node):
         for param in params:
             if param.name in self.settings:
                 self.settings[param.name] = param.value
-            if param.name == 'labels':
-                self.label_worker.submit(param.value)
+            if param.name in ('labels', 'query') and self.label_worker is not None:
+                self.label_worker.submit(param.name, param.value)
 
-    # ---------------------------------------------------------------------------- labels
+    # ---------------------------------------------------------------- labels and query
     def _bind_worker_device(self) -> None:
         self._bind_device(self.pipeline.device)
 
+    def _apply_text(self, kind: str, value: str) -> None:
+        """Embed and install new labels or a new query (runs in the label worker)."""
+        if kind == 'query':
+            self._apply_query(value)
+        else:
+            self._apply_labels(value)
+
     def _apply_labels(self, labels) -> None:
-        """Embed ``labels``, announce and install them (runs in the label worker)."""
+        """Embed ``labels``, announce and install them."""
         try:
             prepared = self.pipeline.prepare_labels(labels)
         except Exception as error:  # noqa: B902 - keep the old labels, say why
@@ -255,6 +317,18 @@ class LsegNode(Node):
         self._publish_labels(label_announcement(prepared, self.pipeline.labels.version + 1))
         label_set = self.pipeline.install_labels(prepared)
         self.get_logger().info(f'labels v{label_set.version}: {list(label_set.labels)}')
+
+    def _apply_query(self, text: str) -> None:
+        """Embed the query ``text`` and install it (empty: similarity maps off)."""
+        try:
+            query = self.pipeline.prepare_query(text)
+        except Exception as error:  # noqa: B902 - keep the old query, say why
+            old = self.pipeline.query
+            self.get_logger().error(f'query {text!r} not applied, keeping '
+                                    f'{old.text if old else "none"!r}: {error}')
+            return
+        self.pipeline.install_query(query)
+        self.get_logger().info(f'query: {query.text!r}' if query else 'query: off')
 
     def _publish_labels(self, announcement) -> None:
         labels, embeddings, label_info = announcement_msgs(announcement, self._header_now())
@@ -273,71 +347,66 @@ class LsegNode(Node):
             self._warned[key] = now
             self.get_logger().warning(text)
 
-    def _on_frame_error(self, error: Exception) -> None:
+    def _on_frame_error(self, camera: Camera, error: Exception) -> None:
         """Count a frame that failed and warn (at most every WARN_PERIOD_S per kind)."""
-        self.stats.add_bad()
+        camera.stats.add_bad()
+        where = '' if camera.name == SINGLE else f' (camera {camera.name})'
         if isinstance(error, ImageError):
-            self._warn(f'{type(error).__name__}:{str(error)[:24]}', f'frame skipped: {error}')
+            self._warn(f'{type(error).__name__}:{str(error)[:24]}',
+                       f'frame skipped{where}: {error}')
         else:
-            self._warn(type(error).__name__, f'frame failed: {type(error).__name__}: {error}')
+            self._warn(type(error).__name__,
+                       f'frame failed{where}: {type(error).__name__}: {error}')
 
-    def _wanted(self, publisher, switch: str) -> bool:
-        return self.settings[switch] and publisher.get_subscription_count() > 0
+    def _on_worker_error(self, error: Exception) -> None:
+        """Warn (throttled) about an error outside any one frame (e.g. publishing)."""
+        self._warn(type(error).__name__, f'frame failed: {type(error).__name__}: {error}')
 
-    def _process(self, msg, received: float) -> None:
-        from lseg_ros.core.pipeline import OutputRequest    # torch: not needed for --help
-        t0 = time.perf_counter()
-        rgb = image_to_rgb(msg, max_pixels=self.settings['max_input_pixels'])
-        convert_ms = 1000 * (time.perf_counter() - t0)
-        s = self.settings
-        want_features = self._wanted(self.pub_features, 'publish_features')
-        request = OutputRequest(
-            confidence=self._wanted(self.pub_confidence, 'publish_confidence'),
-            overlay=self._wanted(self.pub_overlay, 'publish_overlay'),
-            overlay_alpha=s['overlay_alpha'],
-            features_stride=s['feature_stride'] if want_features else 0)
-        result = self.pipeline.segment(rgb, request)
-        t1 = time.perf_counter()
-        header = msg.header
-        images = image_msgs(output_images(result, s['confidence_encoding'], is_bgr(msg)),
-                            header)
-        self.pub_mask.publish(images[MASK])
-        if CONFIDENCE in images:
-            self.pub_confidence.publish(images[CONFIDENCE])
-        if OVERLAY in images:
-            self.pub_overlay.publish(images[OVERLAY])
-        info = self.camera_infos.match(header)
-        if info is not None and self.pub_camera_info.get_subscription_count() > 0:
-            self.pub_camera_info.publish(image_camera_info(info, header, rgb.shape))
-        if FEATURES in images:
-            self.pub_features.publish(images[FEATURES])
-            if info is not None:
-                self.pub_features_info.publish(features_camera_info(
-                    info, header, result, request.features_stride, rgb.shape))
-        publish_ms = 1000 * (time.perf_counter() - t1)
-        stages = {k: v for k, v in result.timings.items() if k != 'total'}
-        stages.update(convert=convert_ms, publish=publish_ms)
-        latency_ms = 1000 * (time.monotonic() - received)
-        self.stats.add(latency_ms, stages)
-        if self.pub_result.get_subscription_count() > 0:
-            self.pub_result.publish(String(data=json.dumps({
-                'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec},
-                'frame_id': header.frame_id, 'label_version': result.label_set.version,
-                'labels': len(result.label_set.labels), 'outputs': list(images),
-                'latency_ms': latency_ms, 'stages_ms': stages})))
+    def _process(self, frames) -> None:
+        """Decode, segment (frames of one size in one call) and publish ``frames``."""
+        from lseg_ros.core.pipeline import OutputRequest, size_groups
+        decoded = []
+        query = self.pipeline.query is not None
+        for name, msg, received in frames:
+            camera = self.cameras[name]
+            t0 = time.perf_counter()
+            try:
+                rgb = image_to_rgb(msg, max_pixels=self.settings['max_input_pixels'])
+            except Exception as error:  # noqa: B902 - one bad frame must not stop the others
+                self._on_frame_error(camera, error)
+                continue
+            decoded.append((camera, msg, received, rgb, 1000 * (time.perf_counter() - t0),
+                            camera.request(self.settings, query)))
+        for group in size_groups([d[3] for d in decoded]):
+            items = [decoded[i] for i in group]
+            try:
+                results = self.pipeline.segment_batch(
+                    [d[3] for d in items], OutputRequest.union([d[5] for d in items]))
+            except Exception as error:  # noqa: B902 - the next frames may work
+                for item in items:
+                    self._on_frame_error(item[0], error)
+                continue
+            for (camera, msg, received, rgb, convert_ms, request), result in zip(items,
+                                                                                 results):
+                camera.publish(msg, rgb, request.keep(result), request, self.settings,
+                               convert_ms, received)
 
     # ----------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        snap = self.stats.snapshot()
         info = self.pipeline.describe()
-        counters = {'received': self.slot.received, 'dropped': self.slot.dropped,
-                    'lost': self.transport_lost}
-        values = diagnostic_values(snap, counters, info, self.settings, self.pipeline.labels,
-                                   self.startup_s, gpu_memory(self.pipeline.device))
-        status = diagnostic_status(self.get_fully_qualified_name(), snap, self.slot.dropped,
-                                   info['device'], values)
+        memory = gpu_memory(self.pipeline.device)
+        statuses = []
+        for camera in self.cameras.values():
+            snap = camera.stats.snapshot()
+            values = diagnostic_values(snap, camera.counters(), info, self.settings,
+                                       self.pipeline.labels, self.startup_s, memory)
+            if camera.name != SINGLE:
+                values['camera'] = camera.name
+            statuses.append(diagnostic_status(
+                camera.status_name(self.get_fully_qualified_name()), snap,
+                camera.slot.dropped, info['device'], values))
         self.pub_diagnostics.publish(DiagnosticArray(header=self._header_now(),
-                                                     status=[status]))
+                                                     status=statuses))
 
     def shutdown(self) -> bool:
         """Stop the worker threads within SHUTDOWN_WAIT_S; release the model when they end.
@@ -348,20 +417,37 @@ class LsegNode(Node):
         """
         # Not the node's logger from here on: its /rosout publisher dies with the context.
         self._log_forwarding.remove()
-        self.slot.close()
-        self.label_worker.stop()
-        deadline = time.monotonic() + SHUTDOWN_WAIT_S
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        busy = [BUSY[t.name] for t in self._threads if t.is_alive()]
+        busy = self._deactivate()
+        busy += self._cleanup(release=not busy)
         if busy:
-            # Not the node's logger: its /rosout publisher died with the context.
             rclpy.logging.get_logger('lseg_node').info(
                 f'exiting while {" and ".join(busy)} (not waiting longer than '
                 f'{SHUTDOWN_WAIT_S:g} s)')
             return False
-        self.pipeline.backend.close()
         return True
+
+
+class LsegNode(LsegRuntime, Node):
+    """Open-vocabulary semantic segmentation of one or several camera streams."""
+
+    def __init__(self, **kwargs):
+        Node.__init__(self, NODE_NAME, **kwargs)
+        try:
+            self._declare()
+            self._configure()
+            self._activate()
+        except BaseException:
+            self._log_forwarding.remove()
+            raise
+        self._log_ready()
+
+
+def release_memory(device) -> None:
+    """Give the memory of released models back (the GPU's caching allocator included)."""
+    gc.collect()
+    if device.type == 'cuda':
+        import torch
+        torch.cuda.empty_cache()
 
 
 BUSY = {FRAME_THREAD: 'a frame is being segmented',
@@ -405,11 +491,16 @@ def make_executor(kind: str):
     return SingleThreadedExecutor()
 
 
-def main(args=None) -> int:
-    """Run the node until shut down; start-up errors are one line and exit code 1."""
+def main(args=None, node_class=None, spin=None, help_text=None) -> int:
+    """Run the node until shut down; start-up errors are one line and exit code 1.
+
+    ``node_class`` (default :class:`LsegNode`), ``spin(executor, node)`` (default: spin
+    until shut down) and ``help_text`` (default :func:`usage`) let the managed node
+    (:mod:`lseg_ros.ros.lifecycle_node`) share it.
+    """
     argv = sys.argv[1:] if args is None else list(args)
     if wants_help(argv):
-        print(usage())
+        print(help_text or usage())
         return 0
     try:
         rclpy.init(args=args)
@@ -417,13 +508,10 @@ def main(args=None) -> int:
         print(f'[ERROR] [{NODE_NAME}]: cannot start: {error}', file=sys.stderr)
         return 2
     try:
-        node = LsegNode()
+        node = (node_class or LsegNode)()
     except (LsegError, OSError, RuntimeError, ValueError, ImportError,
             ParameterException) as error:
-        hint = ''
-        if isinstance(error, InvalidParameterTypeException):
-            hint = ' (write doubles with a decimal point, e.g. 10.0)'
-        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {error}{hint}')
+        rclpy.logging.get_logger(NODE_NAME).error(f'cannot start: {start_error(error)}')
         rclpy.try_shutdown()
         return 1
     except KeyboardInterrupt:                  # Ctrl-C while the model was loading
@@ -432,7 +520,7 @@ def main(args=None) -> int:
     executor = make_executor(os.environ.get(EXECUTOR_ENV, 'single'))
     executor.add_node(node)
     try:
-        executor.spin()
+        (spin or (lambda ex, _: ex.spin()))(executor, node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass                                   # SIGINT or SIGTERM (rclpy shuts down on both)
     finally:
@@ -450,6 +538,14 @@ def main(args=None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def start_error(error: Exception) -> str:
+    """Return a start-up (or configure) error as one line, with a hint where one helps."""
+    hint = ''
+    if isinstance(error, InvalidParameterTypeException):
+        hint = ' (write doubles with a decimal point, e.g. 10.0)'
+    return f'{error}{hint}'
 
 
 def entry() -> None:

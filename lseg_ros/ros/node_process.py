@@ -23,12 +23,21 @@ def default_params_file() -> str:
     return installed_config('lseg.yaml')
 
 
+#: Executables of the node and their modules (run with ``python -m`` when not installed).
+EXECUTABLES = {'lseg_node': 'lseg_ros.ros.node',
+               'lseg_lifecycle_node': 'lseg_ros.ros.lifecycle_node'}
+
+
 def node_command(params: Dict[str, object], remaps: Optional[Dict[str, str]] = None,
                  name: str = 'lseg', namespace: str = '',
-                 params_file: Optional[str] = None) -> List[str]:
-    """Return the command line: ``lseg_node --ros-args --params-file … -p … -r …``."""
-    exe = shutil.which('lseg_node')
-    cmd = [exe] if exe else [sys.executable, '-m', 'lseg_ros.ros.node']
+                 params_file: Optional[str] = None,
+                 executable: str = 'lseg_node') -> List[str]:
+    """Return the command line: ``lseg_node --ros-args --params-file … -p … -r …``.
+
+    ``executable``: lseg_node or lseg_lifecycle_node (the managed node).
+    """
+    exe = shutil.which(executable)
+    cmd = [exe] if exe else [sys.executable, '-m', EXECUTABLES[executable]]
     cmd += ['--ros-args', '-r', f'__node:={name}', '--params-file',
             params_file or default_params_file()]
     if namespace:

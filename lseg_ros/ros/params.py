@@ -7,12 +7,18 @@ test checks that ``config/lseg.yaml`` and the README's Parameters table match th
 """
 
 from dataclasses import dataclass
+import re
 from typing import Any, Optional, Tuple
 
+from lseg_ros.core.errors import LsegError
 from lseg_ros.core.options import BACKENDS, DEFAULT_LABELS
 from lseg_ros.formats.image_codec import DEFAULT_MAX_INPUT_PIXELS
 
 QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
+#: A camera name is one ROS name token: it becomes a topic namespace.
+CAMERA_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
+#: Default batch window of several cameras (ms).
+DEFAULT_BATCH_WINDOW_MS = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ PARAMS = (
     Param('labels', DEFAULT_LABELS,
           'Comma-separated labels; whitespace trimmed; empty or duplicate entries are refused. '
           'Changes apply to the next frame.'),
+    Param('query', '', 'Free-text query of ~/query/similarity (cosine of each pixel to its CLIP '
+          'embedding, computed while subscribed); empty: off. Changes apply to the next frame.'),
     Param('checkpoint', '', 'Official lang-seg checkpoint (.ckpt); variant detected from its '
           'keys.', read_only=True),
     Param('engine', '', 'TensorRT engine file (backend tensorrt or auto); checked against its '
@@ -74,6 +82,13 @@ PARAMS = (
           int_range=(0, 2**31 - 1)),
     Param('compressed_input', False, 'Subscribe to image/compressed (CompressedImage) instead '
           'of image.', read_only=True),
+    Param('cameras', '', 'Comma-separated camera names for several cameras in one node: '
+          'camera n reads <n>/image_raw and <n>/camera_info and publishes under ~/<n>/; '
+          'empty: one camera on image and camera_info with outputs under ~/.', read_only=True),
+    Param('batch_window_ms', DEFAULT_BATCH_WINDOW_MS, 'Several cameras: wait at most this long '
+          "after the first waiting frame for the other cameras' frames, then segment "
+          'frames of one size in one batched call; 0: no batching (one frame per call).',
+          float_range=(0.0, 100.0)),
     Param('publish_overlay', True, 'Compute ~/overlay when it has subscribers.'),
     Param('overlay_alpha', 0.5, 'Opacity of the label colours in ~/overlay.',
           float_range=(0.0, 1.0)),
@@ -94,3 +109,22 @@ PARAMS = (
 )
 
 BY_NAME = {p.name: p for p in PARAMS}
+
+
+def parse_cameras(value: str) -> Tuple[str, ...]:
+    """Return the camera names of the ``cameras`` parameter (() for one unnamed camera).
+
+    Names are trimmed; each must be a ROS name token (a letter, then letters, digits or
+    underscores) and appear once; anything else raises :class:`LsegError` with the reason.
+    """
+    if not value.strip():
+        return ()
+    names = tuple(name.strip() for name in value.split(','))
+    for index, name in enumerate(names, start=1):
+        if not CAMERA_NAME.match(name):
+            raise LsegError(f'parameter cameras: camera {index} {name!r} is not a valid name '
+                            '(a letter, then letters, digits or underscores; comma-separated, '
+                            'e.g. "front, rear")')
+        if names.index(name) != index - 1:
+            raise LsegError(f'parameter cameras: camera {name!r} is listed twice')
+    return names

@@ -9,7 +9,7 @@ executor thread never runs inference.  The thread names are what shutdown report
 import queue
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 FRAME_THREAD = 'lseg-frames'
 LABEL_THREAD = 'lseg-labels'
@@ -18,21 +18,26 @@ POLL_S = 0.5
 
 
 class FrameWorker:
-    """Take the newest frame from a :class:`LatestSlot` and ``process`` it, at most ``max_rate``.
+    """Take the newest frames from a :class:`SlotGroup` and ``process`` them.
 
-    ``process(msg, received)`` segments and publishes; an exception is handed to
-    ``on_error(error)`` (one bad frame must not stop the stream) unless the worker is
-    stopping.  The loop ends when the slot is closed or ``running()`` turns False.
+    ``process(frames)`` segments and publishes ``[(camera, msg, received), ...]`` (see
+    :meth:`SlotGroup.take`; ``window()`` gives its batch window in seconds, None: one frame
+    at a time); an exception is handed to ``on_error(error)`` (one bad frame must not stop
+    the stream) unless the worker is stopping.  The loop ends when the group is closed or
+    ``running()`` turns False.  ``max_rate`` limits the rounds (one frame per camera at
+    most) per second.
     """
 
-    def __init__(self, slot, process: Callable, on_error: Callable[[Exception], None],
+    def __init__(self, slots, process: Callable, on_error: Callable[[Exception], None],
                  running: Callable[[], bool], max_rate: Callable[[], float],
+                 window: Callable[[], Optional[float]],
                  on_start: Optional[Callable[[], None]] = None):
-        self.slot = slot
+        self.slots = slots
         self.process = process
         self.on_error = on_error
         self.running = running
         self.max_rate = max_rate
+        self.window = window
         self.on_start = on_start
         self.thread = threading.Thread(target=self._run, name=FRAME_THREAD, daemon=True)
 
@@ -41,7 +46,7 @@ class FrameWorker:
         self.thread.start()
 
     def _stopping(self) -> bool:
-        return self.slot.closed or not self.running()
+        return self.slots.closed or not self.running()
 
     def _run(self) -> None:
         if self.on_start is not None:
@@ -54,12 +59,12 @@ class FrameWorker:
                 if delay > 0:
                     time.sleep(min(delay, POLL_S))
                     continue
-            got = self.slot.take(timeout=POLL_S)
-            if got is None:
+            frames = self.slots.take(POLL_S, self.window())
+            if not frames:
                 continue
             last_start = time.monotonic()
             try:
-                self.process(*got)
+                self.process(frames)
             except Exception as error:  # noqa: B902 - one bad frame must not stop the node
                 if self._stopping():
                     return              # publishing fails once the context is shut down
@@ -67,10 +72,11 @@ class FrameWorker:
 
 
 class LabelWorker:
-    """Apply label requests one at a time; requests queued meanwhile collapse to the newest.
+    """Apply text requests (new labels, a new query) one at a time, in the worker's thread.
 
-    ``apply(labels)`` embeds, announces and installs them (the node's callback keeps the
-    old labels and says why when they cannot be embedded).
+    Requests of one kind queued meanwhile collapse to the newest.  ``apply(kind, value)``
+    embeds, announces and installs them (the node's callback keeps the old value and says
+    why when it cannot be embedded).
     """
 
     def __init__(self, apply: Callable, on_start: Optional[Callable[[], None]] = None):
@@ -83,9 +89,9 @@ class LabelWorker:
         """Start the thread."""
         self.thread.start()
 
-    def submit(self, labels) -> None:
-        """Ask for ``labels`` (returns at once)."""
-        self._queue.put((labels,))
+    def submit(self, kind: str, value) -> None:
+        """Ask for ``value`` of ``kind`` (e.g. labels, query); returns at once."""
+        self._queue.put((kind, value))
 
     def stop(self) -> None:
         """Ask the thread to end after the request it is applying (if any)."""
@@ -95,12 +101,15 @@ class LabelWorker:
         if self.on_start is not None:
             self.on_start()
         while True:
+            pending: Dict[str, object] = {}
             request = self._queue.get()
-            if request is None:
-                return
-            while not self._queue.empty():        # coalesce: only the newest matters
-                newer = self._queue.get()
-                if newer is None:
+            while True:
+                if request is None:
                     return
-                request = newer
-            self.apply(request[0])
+                pending.pop(request[0], None)           # coalesce: the newest per kind
+                pending[request[0]] = request[1]
+                if self._queue.empty():
+                    break
+                request = self._queue.get()
+            for kind, value in pending.items():
+                self.apply(kind, value)

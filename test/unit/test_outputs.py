@@ -21,13 +21,14 @@ from lseg_ros.formats.outputs import (confidence_image, label_announcement, outp
 LABELS = 'dog, grass, road, sky'
 
 
-def fake_result(labels=4, confidence=True, overlay=True, features=True):
+def fake_result(labels=4, confidence=True, overlay=True, features=True, similarity=False):
     rng = np.random.default_rng(0)
     dtype = np.uint8 if labels <= 255 else np.uint16
     return SimpleNamespace(
         mask=rng.integers(0, labels, (6, 8)).astype(dtype),
         confidence=rng.random((6, 8), dtype=np.float32) if confidence else None,
         overlay=rng.integers(0, 256, (6, 8, 3)).astype(np.uint8) if overlay else None,
+        similarity=rng.uniform(-1, 1, (6, 8)).astype(np.float32) if similarity else None,
         features=rng.random((3, 4, 16), dtype=np.float32) if features else None)
 
 
@@ -64,6 +65,11 @@ def test_output_images_encodings():
     assert list(images) == ['mask'] and images['mask'][1] == 'mono16'
     with pytest.raises(ValueError, match='32FC1'):
         confidence_image(result.confidence, 'mono16')
+    # the query similarity map: 32FC1 cosines, as computed
+    result = fake_result(similarity=True)
+    images = output_images(result)
+    assert list(images)[-1] == 'similarity' and images['similarity'][1] == '32FC1'
+    np.testing.assert_array_equal(images['similarity'][0], result.similarity)
 
 
 def test_label_announcement_uses_the_raw_text_embeddings():

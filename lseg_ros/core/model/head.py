@@ -10,6 +10,10 @@ Confidence is defined as the softmax probability of the winning label over the c
 labels at the model's logit scale (1/0.07): 1/K for a pixel where every label is equally
 likely, close to 1 where one label clearly wins.
 
+The query similarity (free-text heat-map) is the same head without the logit scale: the
+cosine of the per-pixel normalised features with one normalised text embedding, x2
+upsampled and brought back to the source size exactly like the logits (values in [-1, 1]).
+
 Back to the source image size: the logits of the valid (unpadded) region are resized
 bilinearly (``align_corners=False``, the same pixel mapping as the input resize) to the
 source size and then reduced; this is done in chunks of labels with an online softmax, so
@@ -46,6 +50,25 @@ def logits_at_input(image_features: torch.Tensor, weights: torch.Tensor) -> torc
     return upsample2x(low)
 
 
+def to_source(maps: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+    """(C, H', W') network-size maps -> (C, H, W) at the source size.
+
+    Crops the padding and resizes bilinearly (``align_corners=False``, the pixel mapping of
+    the input resize) when the source size differs from the resized one.
+    """
+    rh, rw = geometry.resized
+    maps = maps[:, :rh, :rw]
+    if geometry.source == (rh, rw):
+        return maps
+    return F.interpolate(maps.unsqueeze(0), size=geometry.source, mode='bilinear',
+                         align_corners=False).squeeze(0)
+
+
+def similarity_at_input(image_features: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w) features and a (D,) L2-normalised query -> (B, 1, 2h, 2w) cosines."""
+    return logits_at_input(image_features, query.float().reshape(1, -1))
+
+
 def reduce_logits(logits: torch.Tensor, geometry: Geometry, confidence: bool = False
                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """(1, K, H', W') network-size logits -> (H, W) label index and optional confidence.
@@ -53,18 +76,13 @@ def reduce_logits(logits: torch.Tensor, geometry: Geometry, confidence: bool = F
     Crops the padding, resizes to the source size (when it differs) and takes the argmax,
     chunked over labels.  Returns int64 indices and float32 softmax confidence (or None).
     """
-    rh, rw = geometry.resized
-    logits = logits[0, :, :rh, :rw]
+    logits = logits[0]
     k = logits.shape[0]
     size = geometry.source
-    same = size == (rh, rw)
     chunk = max(1, CHUNK_ELEMENTS // (size[0] * size[1]))
     best = index = total = None
     for start in range(0, k, chunk):
-        part = logits[start:start + chunk]
-        if not same:
-            part = F.interpolate(part.unsqueeze(0), size=size, mode='bilinear',
-                                 align_corners=False).squeeze(0)
+        part = to_source(logits[start:start + chunk], geometry)
         part_best, part_index = part.max(dim=0)
         if best is None:
             best, index = part_best, part_index
