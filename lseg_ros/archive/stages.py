@@ -128,11 +128,10 @@ def decode_bag(batch: Dict[str, np.ndarray], config: Dict,
 
 def pipeline_options(config: Dict) -> Dict:
     """Return the keyword arguments of LsegPipeline.from_checkpoint for ``config``."""
-    options = {'cudnn_benchmark': False} if config['backend'] == 'torch' else {}
-    return dict(backend=config['backend'], device=config['device'],
-                precision=config['precision'], input_size=config['size'],
-                engine=config.get('engine'), onnx=config.get('onnx'), labels=config['labels'],
-                **options)
+    return {'backend': config['backend'], 'device': config['device'],
+            'precision': config['precision'], 'input_size': config['size'],
+            'engine': config.get('engine'), 'onnx': config.get('onnx'),
+            'labels': config['labels']}
 
 
 class SegmentActor:
@@ -170,8 +169,10 @@ class SegmentActor:
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start:start + self.batch_size]
                 clock = time.perf_counter()
+                # one encoder shape per image size (a tail chunk is padded)
                 results = self.pipeline.segment_batch([items[r]['rgb'] for r in chunk],
-                                                      self.request, self.label_set)
+                                                      self.request, self.label_set,
+                                                      pad_to=self.batch_size)
                 share = (time.perf_counter() - clock) / len(chunk)
                 for row, result in zip(chunk, results):
                     item = items[row]

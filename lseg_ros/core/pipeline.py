@@ -240,14 +240,34 @@ class LsegPipeline:
         """Return the network geometry used for an image of ``height`` x ``width``."""
         return plan_geometry(height, width, self.input_size)
 
-    def warmup(self, height: int, width: int) -> None:
-        """Run one frame of this size so kernels, graphs and caches are ready.
+    def warmup(self, height: int, width: int, batch: int = 1) -> None:
+        """Run frames of this size so kernels, graphs and compiled code are ready.
 
-        Raises :class:`NonFiniteOutputError` when the network output of that frame has NaN
-        or infinite values (weights that produce garbage).
+        With ``batch`` > 1 every batch size a call of up to ``batch`` frames will use is
+        run too (see :meth:`batch_shape`), so no later call compiles or captures.
+        Raises :class:`NonFiniteOutputError` when the network output of the first frame has
+        NaN or infinite values (weights that produce garbage).
         """
-        result = self.segment(np.zeros((height, width, 3), np.uint8), OutputRequest(raw=True))
+        frame = np.zeros((height, width, 3), np.uint8)
+        result = self.segment(frame, OutputRequest(raw=True))
         check_finite_output(result, self.describe())
+        for size in sorted({self.batch_shape(b) for b in range(2, int(batch) + 1)}):
+            self.segment_batch([frame] * size)
+
+    def batch_shape(self, count: int, pad_to: Optional[int] = None) -> int:
+        """Return the encoder batch used for ``count`` frames.
+
+        When the backend pays for every new shape (CUDA graphs, compiled code) the batch is
+        padded to ``pad_to`` (a fixed batch size, e.g. segment_bags') or else to a power of
+        two, so that a few shapes serve every count; capped by ``max_batch``.
+        """
+        limit = self.backend.max_batch
+        if limit:
+            count = min(count, limit)
+        if not getattr(self.backend, 'pad_batches', False) or count < 1:
+            return count
+        padded = max(count, pad_to) if pad_to else 1 << (count - 1).bit_length()
+        return min(padded, limit) if limit else padded
 
     def segment(self, rgb: np.ndarray, request: OutputRequest = OutputRequest(),
                 label_set: Optional[LabelSet] = None) -> SegmentationResult:
@@ -256,7 +276,8 @@ class LsegPipeline:
 
     @torch.inference_mode()
     def segment_batch(self, images: Sequence[np.ndarray], request: OutputRequest = OutputRequest(),
-                      label_set: Optional[LabelSet] = None) -> List[SegmentationResult]:
+                      label_set: Optional[LabelSet] = None,
+                      pad_to: Optional[int] = None) -> List[SegmentationResult]:
         """Segment B (H, W, 3) uint8 RGB images of one size, in one encoder call per chunk.
 
         All images use the same label set (one snapshot).  Chunks are at most the backend's
@@ -264,6 +285,7 @@ class LsegPipeline:
         Each result equals :meth:`segment` of that image up to the numerics of a batched
         matrix product; ``timings`` are those of the whole call (``batch`` gives its size).
         ``request.similarity`` uses one snapshot of the query too (nothing without one).
+        ``pad_to``: see :meth:`batch_shape` (padding frames are computed and dropped).
         """
         images = list(images)
         if not images:
@@ -280,18 +302,21 @@ class LsegPipeline:
         results: List[SegmentationResult] = []
         for start in range(0, len(images), step):
             results.extend(self._segment_chunk(images[start:start + step], request, label_set,
-                                               query))
+                                               query, pad_to))
         return results
 
     def _segment_chunk(self, images: List[np.ndarray], request: OutputRequest,
-                       label_set: LabelSet, query: Optional[QueryEmbedding]
-                       ) -> List[SegmentationResult]:
+                       label_set: LabelSet, query: Optional[QueryEmbedding],
+                       pad_to: Optional[int] = None) -> List[SegmentationResult]:
         geometry = self.geometry(images[0].shape[0], images[0].shape[1])
         timer = StageTimer(self.device)
         batch = self._upload(images)
         x = self.normalizer(batch, geometry)
+        padded = self.batch_shape(len(images), pad_to)
+        if padded > len(images):
+            x = torch.cat([x, x[-1:].expand(padded - len(images), -1, -1, -1)])
         timer.mark('preprocess')
-        features = self.backend(x)
+        features = self.backend(x)[:len(images)]
         timer.mark('encoder')
         logits = logits_at_input(features, label_set.weights)
         reduced = [reduce_logits(logits[i:i + 1], geometry, request.confidence)

@@ -121,7 +121,7 @@ class LsegRuntime:
         self._make_publishers()
         if self.settings['warmup']:
             size = self.pipeline.input_size
-            self.pipeline.warmup(size * 3 // 4, size)
+            self.pipeline.warmup(size * 3 // 4, size, batch=len(self.camera_names))
         self._publish_labels(label_announcement(self.pipeline.labels))
         self.label_worker = LabelWorker(self._apply_text, on_start=self._bind_worker_device)
         self.label_worker.start()

@@ -52,3 +52,32 @@ def test_segment_batch_rejects_mixed_sizes_and_accepts_none(rn_pipeline):
     assert rn_pipeline.segment_batch([]) == []
     with pytest.raises(ValueError, match='one size'):
         rn_pipeline.segment_batch(frames(1, 64, 64) + frames(1, 96, 64))
+
+
+def test_fixed_shape_backends_get_padded_batches(rn_pipeline, monkeypatch):
+    shapes = []
+    backend = rn_pipeline.backend
+    original = type(backend).__call__
+
+    def recording(self, x):
+        shapes.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(type(backend), '__call__', recording)
+    monkeypatch.setattr(backend, 'pad_batches', True, raising=False)
+    assert [rn_pipeline.batch_shape(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 4, 8]
+    assert rn_pipeline.batch_shape(3, pad_to=6) == 6
+    images = frames(3, 64, 64)
+    padded = rn_pipeline.segment_batch(images, OutputRequest(raw=True))
+    assert shapes == [4] and len(padded) == 3
+    for image, result in zip(images, padded):
+        single = rn_pipeline.segment(image, OutputRequest(raw=True))
+        np.testing.assert_allclose(result.image_features, single.image_features, atol=2e-4)
+    shapes.clear()
+    rn_pipeline.segment_batch(images, pad_to=6)
+    assert shapes == [6]
+    shapes.clear()
+    rn_pipeline.warmup(64, 64, batch=3)
+    assert shapes == [1, 2, 4]
+    monkeypatch.setattr(backend, 'max_batch', 2)
+    assert rn_pipeline.batch_shape(3) == 2

@@ -33,6 +33,9 @@ class EncoderBackend(ABC):
     name = 'base'
     fallback_reason: Optional[str] = None
     max_batch: Optional[int] = None
+    #: True when every new input shape costs a capture or a compilation: the pipeline then
+    #: pads batches to powers of two so that few shapes occur.
+    pad_batches: bool = False
 
     def __init__(self, device: torch.device, precision: str):
         self.device = torch.device(device)

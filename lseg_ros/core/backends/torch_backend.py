@@ -149,6 +149,7 @@ class TorchBackend(EncoderBackend):
             torch.backends.cudnn.benchmark = True
         self.cuda_graph = bool(cuda_graph)
         self.compile_mode = compile_mode
+        self.pad_batches = self.cuda_graph or compile_mode is not None
         self.warmup_iterations = max(1, int(warmup_iterations))
         self._graphs: Dict[Tuple[int, ...], Optional[_Graph]] = {}
         self._pool = None
