@@ -47,6 +47,7 @@ class ArrayResult:
     confidence: Optional[np.ndarray] = None
     overlay: Optional[np.ndarray] = None
     features: Optional[np.ndarray] = None
+    similarity: Optional[np.ndarray] = None      # bags have no query; the output contract asks
 
 
 def dumps(value) -> bytes:
