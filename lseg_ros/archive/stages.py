@@ -129,10 +129,13 @@ def decode_bag(batch: Dict[str, np.ndarray], config: Dict,
 
 def pipeline_options(config: Dict) -> Dict:
     """Return the keyword arguments of LsegPipeline.from_checkpoint for ``config``."""
-    return {'backend': config['backend'], 'device': config['device'],
-            'precision': config['precision'], 'input_size': config['size'],
-            'engine': config.get('engine'), 'onnx': config.get('onnx'),
-            'labels': config['labels']}
+    from lseg_ros.core.backends.factory import user_options
+    # the same backend options as segment_bag (deterministic kernels)
+    return dict({'backend': config['backend'], 'device': config['device'],
+                 'precision': config['precision'], 'input_size': config['size'],
+                 'engine': config.get('engine'), 'onnx': config.get('onnx'),
+                 'labels': config['labels']},
+                **user_options(config['backend'], config['compile'], deterministic=True))
 
 
 class SegmentActor:

@@ -72,6 +72,7 @@ def write_image(path: str, image: np.ndarray) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the tool."""
+    from lseg_ros.core.backends.factory import user_options
     from lseg_ros.core.pipeline import LsegPipeline, OutputRequest    # torch: not for --help
     if not 0.0 <= args.alpha <= 1.0:
         raise ImageError(f'--alpha must be within 0..1, got {args.alpha}')
@@ -80,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
     pipeline = LsegPipeline.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device, precision=args.precision,
         input_size=args.size, engine=args.engine, onnx=args.onnx,
-        labels=args.labels or 'other')
+        labels=args.labels or 'other', **user_options(args.backend, args.compile))
     label_set = None
     if args.wordfree:
         from lseg_ros.core.wordfree import wordfree_labels

@@ -117,7 +117,8 @@ def main(args: argparse.Namespace) -> int:
                         f'{len(problems)} of {len(jobs)} bags cannot be segmented:\n  '
                         + '\n  '.join(problems))
     # Determinism: cuDNN's per-shape autotuning may pick other kernels in another run.
-    options = {'cudnn_benchmark': False} if args.backend == 'torch' else {}
+    from lseg_ros.core.backends.factory import user_options
+    options = user_options(args.backend, args.compile, deterministic=True)
     from lseg_ros.core.pipeline import LsegPipeline    # torch: not needed for --help
     pipeline = LsegPipeline.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device, precision=args.precision,

@@ -78,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> dict:
     return {
         'output': args.output, 'checkpoint': args.checkpoint, 'labels': args.labels,
         'backend': args.backend, 'device': args.device, 'precision': args.precision,
-        'size': args.size, 'engine': args.engine, 'onnx': args.onnx,
+        'size': args.size, 'engine': args.engine, 'onnx': args.onnx, 'compile': args.compile,
         'image_topics': list(args.topics), 'copy_topics': list(args.copy_topics),
         'storage': args.storage, 'confidence': args.confidence,
         'confidence_encoding': args.confidence_encoding, 'overlay': args.overlay,

@@ -351,10 +351,12 @@ def spawn_echo(args, name: str, image_topic: str, log_path: str) -> subprocess.P
 
 def pipeline_reference(args, frames, duration: float) -> Dict[str, float]:
     """Frames per second of ``LsegPipeline.segment`` (mask only) in this process."""
+    from lseg_ros.core.backends.factory import user_options
     from lseg_ros.core.pipeline import LsegPipeline
     pipeline = LsegPipeline.from_checkpoint(
         args.checkpoint, backend=args.backend, device=args.device, precision=args.precision,
-        input_size=args.size, labels=args.labels, engine=args.engine or None)
+        input_size=args.size, labels=args.labels, engine=args.engine or None,
+        **user_options(args.backend))
     for frame in frames[:3]:
         pipeline.segment(frame)                                    # warm-up
     times = []

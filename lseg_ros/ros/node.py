@@ -232,11 +232,12 @@ class LsegRuntime:
             sys.setswitchinterval(CPU_GIL_SWITCH_INTERVAL_S)
         if os.environ.get(SWITCH_INTERVAL_ENV):
             sys.setswitchinterval(float(os.environ[SWITCH_INTERVAL_ENV]) / 1000.0)
+        from lseg_ros.core.backends.factory import user_options
         from lseg_ros.core.pipeline import LsegPipeline
         return LsegPipeline.from_checkpoint(
             s['checkpoint'], backend=s['backend'], device=device, precision=s['precision'],
             input_size=s['input_size'], labels=s['labels'], engine=s['engine'] or None,
-            onnx=s['onnx'] or None)
+            onnx=s['onnx'] or None, **user_options(s['backend'], s['compile']))
 
     @staticmethod
     def _bind_device(device) -> None:

@@ -114,6 +114,24 @@ def engine_problem(engine: str, device: torch.device) -> str:
     return '; '.join(reasons)
 
 
+def user_options(backend: str, compiled: bool = True, deterministic: bool = False) -> Dict:
+    """Backend options for the user-facing switches of the node and the commands.
+
+    ``compiled`` false: the torch GPU default without Inductor (starts in about a second
+    instead of compiling each input shape, ~14 % slower at 480x640).  ``deterministic``:
+    no cuDNN autotuning (two runs pick the same kernels; segment_bag's outputs).  Only the
+    torch backend (also as a candidate of ``auto``) takes them.
+    """
+    if (backend or 'auto').strip().lower() not in ('torch', 'auto'):
+        return {}
+    options: Dict = {}
+    if not compiled:
+        options['compile_mode'] = None
+    if deterministic:
+        options['cudnn_benchmark'] = False
+    return options
+
+
 def _create(name: str, weights, device: torch.device, precision: str, engine: Optional[str],
             onnx: Optional[str], options: Dict, strict: bool = True) -> EncoderBackend:
     if name == 'torch':
