@@ -45,7 +45,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=Tru
     group.add_argument('--no-compile', dest='compile', action='store_false',
                        help='torch on a GPU: do not compile the encoder with Inductor (starts '
                             'at once instead of ~25 s per input size the first time, ~6 s '
-                            'from the cache; about 14 %% slower)')
+                            'from the cache; 10-16 %% slower)')
     group.add_argument('--engine', help='TensorRT engine file (backend tensorrt)')
     group.add_argument('--onnx', help='ONNX image encoder file (backend onnxruntime)')
     group.add_argument('--size', type=int, default=DEFAULT_INPUT_SIZE,

@@ -71,7 +71,7 @@ PARAMS = (
     Param('compile', True, 'torch on a GPU: compile the encoder with Inductor inside its CUDA '
           'graph (the fastest mode; about 25 s per input size and batch shape at the first '
           'start, about 6 s from the cache in ~/.cache/lseg_ros/inductor); false starts at once '
-          'and runs about 14 % slower.', read_only=True),
+          'and runs 10-16 % slower.', read_only=True),
     Param('input_size', 480, 'Long side of the network input in pixels; the image is resized '
           'keeping its aspect and padded to multiples of 32.', read_only=True,
           int_range=(32, 4096)),

@@ -118,7 +118,7 @@ def user_options(backend: str, compiled: bool = True, deterministic: bool = Fals
     """Backend options for the user-facing switches of the node and the commands.
 
     ``compiled`` false: the torch GPU default without Inductor (starts in about a second
-    instead of compiling each input shape, ~14 % slower at 480x640).  ``deterministic``:
+    instead of compiling each input shape, 16 % slower at 480x640).  ``deterministic``:
     no cuDNN autotuning (two runs pick the same kernels; segment_bag's outputs).  Only the
     torch backend (also as a candidate of ``auto``) takes them.
     """
