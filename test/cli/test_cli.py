@@ -40,6 +40,7 @@ assert 'ray' not in sys.modules
 def test_console_scripts_are_the_cli_modules():
     scripts = dict(re.findall(r"'(\w+) = ([\w.]+):entry'", (ROOT / 'setup.py').read_text()))
     assert scripts.pop('lseg_node') == 'lseg_ros.ros.node'
+    assert scripts.pop('lseg_lifecycle_node') == 'lseg_ros.ros.lifecycle_node'
     assert scripts == COMMANDS
     for module in scripts.values():
         assert callable(importlib.import_module(module).entry)

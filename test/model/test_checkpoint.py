@@ -198,12 +198,13 @@ class NonFiniteBackend:
     """A backend whose features are NaN (weights that produce garbage)."""
 
     name = 'fake'
+    max_batch = None          # the EncoderBackend interface: any batch size
 
     def __init__(self, device):
         self.device = device
 
     def __call__(self, x):
-        return torch.full((1, 512, x.shape[2] // 2, x.shape[3] // 2), float('nan'))
+        return torch.full((x.shape[0], 512, x.shape[2] // 2, x.shape[3] // 2), float('nan'))
 
     def describe(self):
         return {'backend': self.name, 'device': str(self.device), 'precision': 'fp32'}

@@ -1,0 +1,143 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Q/DQ (INT8) image-encoder ONNX for TensorRT's explicit quantisation.
+
+``quantize_image_encoder`` takes an fp32 image-encoder ONNX from :mod:`lseg_ros.deploy.export`
+and writes a copy with QuantizeLinear/DequantizeLinear pairs in front of the inputs and
+weights of its convolutions and matrix products, with scales calibrated on real frames
+(ONNX Runtime's static quantiser, ``quantize_static`` in QDQ format: symmetric, per-channel
+weights, the format TensorRT builds as explicitly quantised, strongly typed networks).
+
+What stays in higher precision, and why (measured with tools/fidelity.py against PyTorch
+fp32, docs/benchmarks.md): LayerNorm, softmax, GELU and the residual adds are never
+quantised (only ``Conv``, ``MatMul`` and ``Gemm`` are candidates); the attention products
+(``q @ k^T`` and ``attn @ v``: MatMuls with no weight) are kept, and so are the layers named
+by ``keep`` (regular expressions over node names; :data:`DEFAULT_KEEP`).
+"""
+
+import logging
+import os
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from lseg_ros.core.errors import LsegError
+from lseg_ros.core.interrupts import staged_path
+
+LOG = logging.getLogger(__name__)
+
+#: FP8 Q/DQ is not offered: ONNX Runtime calibrates float8 only from histograms of every
+#: tensor, which did not finish in 14 CPU-minutes for ResNet101 at 96x128.
+MODES = ('int8',)
+#: Node-name patterns kept in higher precision by default (see the module docstring).
+DEFAULT_KEEP: Tuple[str, ...] = ()
+#: Calibration frames when no images are given: the bundled sample stream.
+DEFAULT_CALIBRATION_FRAMES = 8
+
+
+class QuantizeError(LsegError):
+    """The ONNX graph cannot be quantised as asked."""
+
+
+def calibration_inputs(images: Sequence[np.ndarray], size: Tuple[int, int], variant
+                       ) -> List[np.ndarray]:
+    """Return the network inputs (1, 3, H, W) float32 of ``images`` resized to ``size``."""
+    from lseg_ros.deploy.fidelity import prepare_input
+
+    return [prepare_input(rgb, size, variant).numpy() for rgb in images]
+
+
+def weightless_matmuls(model) -> List[str]:
+    """Return the names of MatMul nodes without an initializer input (attention products)."""
+    initializers = {init.name for init in model.graph.initializer}
+    constants = {out for node in model.graph.node if node.op_type == 'Constant'
+                 for out in node.output}
+    weights = initializers | constants
+    return [node.name for node in model.graph.node
+            if node.op_type == 'MatMul' and not any(i in weights for i in node.input)]
+
+
+def nodes_to_keep(model, keep: Iterable[str], attention: bool = True) -> List[str]:
+    """Return the node names kept in higher precision: attention products and ``keep``."""
+    patterns = [re.compile(p) for p in keep]
+    names = set(weightless_matmuls(model)) if attention else set()
+    for node in model.graph.node:
+        if node.op_type in ('Conv', 'MatMul', 'Gemm') and any(p.search(node.name)
+                                                              for p in patterns):
+            names.add(node.name)
+    return sorted(names)
+
+
+def quantize_image_encoder(onnx_path: str, output: str, images: Sequence[np.ndarray],
+                           size: Tuple[int, int], variant, mode: str = 'int8',
+                           keep: Iterable[str] = DEFAULT_KEEP, keep_attention: bool = True,
+                           calibration: str = 'percentile') -> Dict:
+    """Write a Q/DQ copy of the fp32 image-encoder ONNX ``onnx_path`` to ``output``.
+
+    ``images``: RGB uint8 calibration frames, resized to ``size`` (the size the engine will
+    mostly run).  ``mode``: ``int8``.  ``calibration``: ``percentile`` (99.999th percentile
+    of |x|, robust to the ViT's activation outliers) or ``minmax``.
+    Returns a report (counts of quantised and kept nodes, the kept names).
+    """
+    import onnx
+    try:
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
+                                              QuantFormat, QuantType, quantize_static)
+    except ImportError as error:
+        raise QuantizeError(f'onnxruntime (with its quantisation tools) is needed: {error}') \
+            from None
+    if mode not in MODES:
+        raise QuantizeError(f'unknown quantisation {mode!r}; choose {", ".join(MODES)}')
+    if not images:
+        raise QuantizeError('no calibration images')
+    if not os.path.isfile(onnx_path):
+        raise QuantizeError(f'ONNX file not found: {onnx_path}')
+    model = onnx.load(os.fspath(onnx_path), load_external_data=False)
+    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
+        raise QuantizeError(f'{onnx_path} is an fp16 graph: quantise the fp32 export')
+    if any(n.op_type == 'QuantizeLinear' for n in model.graph.node):
+        raise QuantizeError(f'{onnx_path} is already quantised')
+    excluded = nodes_to_keep(model, keep, keep_attention)
+    candidates = [n.name for n in model.graph.node if n.op_type in ('Conv', 'MatMul', 'Gemm')]
+    inputs = calibration_inputs(images, size, variant)
+    name = model.graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._items = iter([{name: x} for x in inputs])
+
+        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+            return next(self._items, None)
+
+    qtype = QuantType.QInt8
+    extra = {'ActivationSymmetric': True, 'WeightSymmetric': True}
+    if calibration == 'percentile':
+        method = CalibrationMethod.Percentile
+        extra['CalibPercentile'] = 99.999
+    elif calibration == 'minmax':
+        method = CalibrationMethod.MinMax
+    else:
+        raise QuantizeError(f'unknown calibration {calibration!r}; choose percentile or minmax')
+    with staged_path(output) as staged:
+        quantize_static(os.fspath(onnx_path), staged, Reader(), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=['Conv', 'MatMul', 'Gemm'],
+                        per_channel=True, activation_type=qtype, weight_type=qtype,
+                        nodes_to_exclude=excluded, calibrate_method=method,
+                        extra_options=extra,
+                        use_external_data_format=_needs_external_data(onnx_path))
+    quantized = onnx.load(os.fspath(output), load_external_data=False)
+    pairs = sum(1 for n in quantized.graph.node if n.op_type == 'QuantizeLinear')
+    LOG.info('quantised %s -> %s (%s): %d of %d Conv/MatMul/Gemm kept in higher precision, '
+             '%d QuantizeLinear nodes', onnx_path, output, mode, len(excluded),
+             len(candidates), pairs)
+    return {'input': os.fspath(onnx_path), 'output': os.fspath(output), 'mode': mode,
+            'calibration': calibration, 'calibration_frames': len(inputs),
+            'calibration_size': list(size), 'candidates': len(candidates),
+            'kept': excluded, 'kept_count': len(excluded), 'quantize_nodes': pairs,
+            'keep_patterns': list(keep), 'keep_attention': keep_attention}
+
+
+def _needs_external_data(path: str) -> bool:
+    """Graphs above ~1.9 GB (ViT-L/16 fp32: 1.2 GB is below) need external data."""
+    return os.path.getsize(path) > 1_900_000_000 or os.path.exists(os.fspath(path) + '.data')
