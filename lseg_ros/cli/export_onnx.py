@@ -12,6 +12,14 @@ Examples:
   tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/lseg_vitl16.onnx
   tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/lseg_vitl16_fp16.onnx --fp16
   tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/clip_text.onnx --text
+  tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/lseg_vitl16_int8.onnx \
+      --fixed 480x640 --int8 --calibration frames/ --keep /scratch/
+
+--int8 writes an fp32 export next to the output (<output>.fp32.onnx), then the INT8 Q/DQ graph
+(ONNX Runtime's static quantiser, symmetric, per-channel weights, calibrated on --calibration
+images or the bundled sample frames) that TensorRT builds as an explicitly quantised engine.
+Measure what it costs with tools/fidelity.py --backend onnxruntime --onnx <output> before use:
+with the reference weights INT8 did not pass (docs/benchmarks.md).
 """
 
 import argparse
@@ -47,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help='store weights in <output>.data (default: only above ~1.9 GB)')
     parser.add_argument('--no-check', action='store_true',
                         help='skip the ONNX Runtime comparison (the checker still runs)')
+    parser.add_argument('--int8', action='store_true',
+                        help='write an INT8 Q/DQ graph (for TensorRT explicit quantisation)')
+    parser.add_argument('--calibration', metavar='DIR',
+                        help='with --int8: folder of calibration images (default: the bundled '
+                             'sample frames)')
+    parser.add_argument('--calibration-frames', type=int, default=8, metavar='N',
+                        help='with --int8: at most N calibration images (default 8)')
+    parser.add_argument('--calibration-method', choices=('percentile', 'minmax'),
+                        default='percentile', help='with --int8 (default percentile)')
+    parser.add_argument('--keep', action='append', default=[], metavar='REGEX',
+                        help='with --int8: Conv/MatMul/Gemm nodes whose name matches stay in '
+                             'fp32 (repeatable; attention products always stay)')
     parser.add_argument('--report', metavar='FILE.json', help='write the export report here')
     add_verbose(parser)
     return parser
@@ -63,6 +83,11 @@ def main(args: argparse.Namespace) -> int:
         raise ExportError('--text takes no --fp16/--fixed/--trace-size/--check-size')
     if args.fixed and args.trace_size:
         raise ExportError('--fixed and --trace-size exclude each other')
+    if args.int8 and (args.text or args.fp16 or not args.fixed):
+        raise ExportError('--int8 quantises an fp32 image encoder at one size: give --fixed HxW '
+                          '(the calibration size) and neither --text nor --fp16')
+    if not args.int8 and (args.calibration or args.keep):
+        raise ExportError('--calibration and --keep go with --int8')
     weights = load_weights(args.checkpoint)
     if args.text:
         result = export_text_encoder(weights, args.output, opset=args.opset,
@@ -72,11 +97,14 @@ def main(args: argparse.Namespace) -> int:
             else None
         checks = [parse_size(s) for s in args.check_size] if args.check_size else None
         result = export_image_encoder(
-            weights, args.output, precision='fp16' if args.fp16 else 'fp32',
+            weights, args.output + '.fp32.onnx' if args.int8 else args.output,
+            precision='fp16' if args.fp16 else 'fp32',
             dynamic=not args.fixed, size=size, check_sizes=checks, opset=args.opset,
             softmax_fp32=args.softmax_fp32, external_data=args.external_data,
             check=not args.no_check)
     report = result.as_dict()
+    if args.int8:
+        report['int8'] = quantize(args, weights, result.path, size)
     if args.report:
         write_text(args.report, json.dumps(report, indent=2) + '\n')
     shape = 'x'.join(str(d) for d in result.input_shape)
@@ -90,7 +118,26 @@ def main(args: argparse.Namespace) -> int:
               f'{check["max_abs"]:.2e} -> {"ok" if check["passed"] else "FAIL"}')
     if not result.checks:
         print('  ONNX Runtime comparison skipped (--no-check)')
+    if args.int8:
+        q = report['int8']
+        print(f'wrote {q["output"]}: INT8 Q/DQ, {q["quantize_nodes"]} QuantizeLinear nodes, '
+              f'{q["kept_count"]} of {q["candidates"]} Conv/MatMul/Gemm kept in fp32, calibrated '
+              f'on {q["calibration_frames"]} frames ({q["calibration"]}); check it with '
+              f'tools/fidelity.py --backend onnxruntime --onnx {q["output"]}')
     return 0
+
+
+def quantize(args: argparse.Namespace, weights, fp32_path: str, size) -> dict:
+    """Calibrate and write the INT8 Q/DQ graph of ``fp32_path`` to ``args.output``."""
+    from lseg_ros.deploy.quantize import quantize_image_encoder
+    if args.calibration:
+        from lseg_ros.formats.image_codec import read_image_folder
+        images = read_image_folder(args.calibration, args.calibration_frames)
+    else:
+        from lseg_ros.core.samples import sample_frames
+        images = list(sample_frames(max(1, args.calibration_frames), *size))
+    return quantize_image_encoder(fp32_path, args.output, images, size, weights.variant,
+                                  keep=args.keep, calibration=args.calibration_method)
 
 
 def entry(argv=None) -> int:

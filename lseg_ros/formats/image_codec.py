@@ -36,6 +36,7 @@ so the decompression-bomb protection above would be lost; a corrupt CompressedIm
 fields.  So this module keeps its own decoders.
 """
 
+from pathlib import Path
 import struct
 from typing import Optional, Tuple
 
@@ -302,6 +303,22 @@ def read_image_file(path: str, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np
     except OSError as error:
         raise ImageError(f'cannot read image {path}: {error}') from None
     return _decode_bytes(data, max_pixels, f'image {path}')
+
+
+#: File suffixes of the image formats OpenCV decodes here (folders of images).
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
+
+
+def read_image_folder(folder: str, count: int,
+                      max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> list:
+    """Return up to ``count`` RGB images of ``folder`` (sorted names); ImageError if none."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ImageError(f'{folder}: not a folder of images')
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f'{folder}: no images ({", ".join(IMAGE_SUFFIXES)})')
+    return [read_image_file(str(p), max_pixels) for p in files[:max(1, count)]]
 
 
 def encode_compressed(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> bytes:
