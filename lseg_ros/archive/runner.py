@@ -307,6 +307,16 @@ class ArchiveProgress:
 
 
 # ----------------------------------------------------------------------------------- ray
+def check_gpus(resources: Dict, config: Dict) -> None:
+    """Refuse actors that ask for more GPUs than the cluster has (Ray would wait forever)."""
+    wanted = float(config.get('gpus_per_actor') or 0.0)
+    have = float(resources.get('GPU', 0.0))
+    if wanted > have:
+        raise LsegError(f'each model actor asks for {wanted:g} GPU(s) but the Ray cluster has '
+                        f'{have:g}: give --device cpu (or --gpus-per-actor 0) on a machine '
+                        'without a GPU, or start the cluster with its GPUs')
+
+
 def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None,
               num_gpus: Optional[int] = None, object_store_mb: int = 0):
     """Connect to the Ray cluster at ``address`` or start a local one for this run."""
@@ -390,6 +400,7 @@ def run_archive(jobs: Sequence[Tuple[Path, Path]], config: Dict, overwrite: bool
         try:
             ray_info = {'ray': ray.__version__,
                         'cluster_resources': ray.cluster_resources()}
+            check_gpus(ray_info['cluster_resources'], config)
             dataset = build_dataset(ray, [(n, s) for n, s, _ in todo], config)
             for batch in dataset.iter_batches(batch_size=None, batch_format='numpy',
                                               prefetch_batches=2):

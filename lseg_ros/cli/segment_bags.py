@@ -75,6 +75,9 @@ def config_from_args(args: argparse.Namespace) -> dict:
     gpus = args.gpus_per_actor
     if gpus is None:
         gpus = 0.0 if args.device == 'cpu' else 1.0
+        if args.device == 'auto' and not args.address:
+            from lseg_ros.core.backends import resolve_device    # torch: not for --help
+            gpus = 0.0 if resolve_device('auto').type == 'cpu' else 1.0
     return {
         'output': args.output, 'checkpoint': args.checkpoint, 'labels': args.labels,
         'backend': args.backend, 'device': args.device, 'precision': args.precision,

@@ -158,3 +158,22 @@ def test_help_and_bad_options_need_no_ray(tmp_path, capsys):
     assert '--num-actors must be 1 or more' in capsys.readouterr().err
     assert segment_bags(args + ['--batch-size', '0']) == 2
     assert segment_bags(args + ['--alpha', '2']) == 1
+
+
+def test_auto_device_on_a_machine_without_gpu_asks_for_no_gpu(monkeypatch):
+    """Without a GPU, --device auto must not make the actor wait forever for one."""
+    import torch
+
+    from lseg_ros.archive.runner import check_gpus
+    from lseg_ros.cli.segment_bags import build_parser, config_from_args
+    from lseg_ros.core.errors import LsegError
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    base = ['--input', 'x', '--output', 'y', '-t', '/camera/image_raw', '--labels', 'a',
+            '--checkpoint', 'c.ckpt']
+    config = config_from_args(build_parser().parse_args(base))
+    assert config['gpus_per_actor'] == 0.0
+    check_gpus({'CPU': 2.0}, config)
+    remote = config_from_args(build_parser().parse_args(base + ['--address', 'ray://h:10001']))
+    assert remote['gpus_per_actor'] == 1.0          # the cluster's GPUs, not this machine's
+    with pytest.raises(LsegError, match='asks for 1 GPU.*has 0'):
+        check_gpus({'CPU': 2.0}, remote)

@@ -63,8 +63,9 @@ class TorchBackend(EncoderBackend):
     ``cuda_graph``: replay one captured CUDA graph per input shape (default: on for a GPU
     unless ``compile_mode`` captures graphs itself).  ``compile_mode``: a ``torch.compile``
     mode, or None; ``default`` and ``max-autotune-no-cudagraphs`` are captured in our graph.
-    ``fold_bn``: fold BatchNorm into the convolutions.  ``layernorm``: ``fp32`` (explicit
-    float32 LayerNorm, the default) or ``fp16`` (PyTorch's kernel; statistics in float32).
+    ``fold_bn``: fold BatchNorm into the convolutions (default: on for fp16 on a GPU).
+    ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
+    GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
     ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).
     ``fp8``: ``rowwise`` or ``tensorwise`` FP8 weights with static calibrated input scales
     for the ViT blocks' Linear layers (:mod:`lseg_ros.core.model.fp8`; fp16, FP8 GPUs).
