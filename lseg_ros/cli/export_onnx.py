@@ -13,13 +13,13 @@ Examples:
   tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/lseg_vitl16_fp16.onnx --fp16
   tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/clip_text.onnx --text
   tools/export_onnx.py --checkpoint demo_e200.ckpt --output models/lseg_vitl16_int8.onnx \
-      --fixed 480x640 --int8 --calibration frames/ --keep /scratch/
+      --fixed 480x640 --int8 --calibration frames/
 
 --int8 writes an fp32 export next to the output (<output>.fp32.onnx), then the INT8 Q/DQ graph
 (ONNX Runtime's static quantiser, symmetric, per-channel weights, calibrated on --calibration
 images or the bundled sample frames) that TensorRT builds as an explicitly quantised engine.
 Measure what it costs with tools/fidelity.py --backend onnxruntime --onnx <output> before use:
-with the reference weights INT8 did not pass (docs/benchmarks.md).
+with the reference weights no INT8 variant passed (docs/benchmarks.md).
 """
 
 import argparse
@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                         default='percentile', help='with --int8 (default percentile)')
     parser.add_argument('--keep', action='append', default=[], metavar='REGEX',
                         help='with --int8: Conv/MatMul/Gemm nodes whose name matches stay in '
-                             'fp32 (repeatable; attention products always stay)')
+                             'fp32 (repeatable; replaces the default: decoder, patch embedding, '
+                             'readout, MLP fc2; attention products always stay)')
     parser.add_argument('--report', metavar='FILE.json', help='write the export report here')
     add_verbose(parser)
     return parser
@@ -136,8 +137,10 @@ def quantize(args: argparse.Namespace, weights, fp32_path: str, size) -> dict:
     else:
         from lseg_ros.core.samples import sample_frames
         images = list(sample_frames(max(1, args.calibration_frames), *size))
+    from lseg_ros.deploy.quantize import DEFAULT_KEEP
     return quantize_image_encoder(fp32_path, args.output, images, size, weights.variant,
-                                  keep=args.keep, calibration=args.calibration_method)
+                                  keep=args.keep or DEFAULT_KEEP,
+                                  calibration=args.calibration_method)
 
 
 def entry(argv=None) -> int:

@@ -13,7 +13,8 @@ import pytest
 
 from lseg_ros.core.samples import sample_frame
 from lseg_ros.deploy.fidelity import run_fidelity
-from lseg_ros.deploy.quantize import nodes_to_keep, quantize_image_encoder, QuantizeError
+from lseg_ros.deploy.quantize import (DEFAULT_KEEP, nodes_to_keep, quantize_image_encoder,
+                                      QuantizeError)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,8 +56,13 @@ def test_int8_export_calibrates_keeps_and_runs(rn_checkpoint, tmp_path):
                             'cpu', onnx=str(tmp_path / 'rn_int8.onnx'))
     metrics = fidelity['cases'][0]['metrics']
     assert 0.99 < metrics['mean_cosine'] < 0.99999          # close, but not fp32
-    # the fp32 export stays next to it; bad combinations are refused
+    # the fp32 export stays next to it; by default the decoder and head stay in fp32
     assert (tmp_path / 'rn_int8.onnx.fp32.onnx').is_file()
+    fp32 = onnx.load(str(tmp_path / 'rn_int8.onnx.fp32.onnx'))
+    kept = nodes_to_keep(fp32, DEFAULT_KEEP)
+    assert '/scratch/head1/Conv' in kept and '/scratch/refinenet1/out_conv/Conv' in kept
+    assert not any(name.startswith('/pretrained/') for name in kept)
+    # bad combinations are refused
     for bad in (['--int8'], ['--fixed', '64x64', '--int8', '--fp16'],
                 ['--fixed', '64x64', '--keep', 'head1']):
         out = export_onnx(['--checkpoint', rn_checkpoint, '--output', 'x.onnx'] + bad, tmp_path)
