@@ -32,17 +32,24 @@ def test_segment_batch_equals_segment_frame_by_frame(rn_pipeline):
     assert not np.array_equal(batched[0].image_features, batched[1].image_features)
 
 
-def test_segment_batch_splits_at_the_backends_max_batch(rn_pipeline, monkeypatch):
-    calls = []
-    backend = rn_pipeline.backend
-    original = type(backend).__call__
+@pytest.fixture
+def encoder_batches(rn_pipeline, monkeypatch):
+    """Record the batch size of every encoder call of ``rn_pipeline``."""
+    sizes = []
+    original = type(rn_pipeline.backend).__call__
 
-    def counting(self, x):
-        calls.append(x.shape[0])
+    def recording(self, x):
+        sizes.append(x.shape[0])
         return original(self, x)
 
-    monkeypatch.setattr(type(backend), '__call__', counting)
-    monkeypatch.setattr(backend, 'max_batch', 2)
+    monkeypatch.setattr(type(rn_pipeline.backend), '__call__', recording)
+    return sizes
+
+
+def test_segment_batch_splits_at_the_backends_max_batch(rn_pipeline, encoder_batches,
+                                                        monkeypatch):
+    calls = encoder_batches
+    monkeypatch.setattr(rn_pipeline.backend, 'max_batch', 2)
     results = rn_pipeline.segment_batch(frames(5, 64, 64), OutputRequest())
     assert calls == [2, 2, 1]
     assert [r.timings['batch'] for r in results] == [2.0, 2.0, 2.0, 2.0, 1.0]
@@ -54,16 +61,9 @@ def test_segment_batch_rejects_mixed_sizes_and_accepts_none(rn_pipeline):
         rn_pipeline.segment_batch(frames(1, 64, 64) + frames(1, 96, 64))
 
 
-def test_fixed_shape_backends_get_padded_batches(rn_pipeline, monkeypatch):
-    shapes = []
+def test_fixed_shape_backends_get_padded_batches(rn_pipeline, encoder_batches, monkeypatch):
+    shapes = encoder_batches
     backend = rn_pipeline.backend
-    original = type(backend).__call__
-
-    def recording(self, x):
-        shapes.append(x.shape[0])
-        return original(self, x)
-
-    monkeypatch.setattr(type(backend), '__call__', recording)
     monkeypatch.setattr(backend, 'pad_batches', True, raising=False)
     assert [rn_pipeline.batch_shape(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 4, 8]
     assert rn_pipeline.batch_shape(3, pad_to=6) == 6
