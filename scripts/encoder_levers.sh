@@ -6,7 +6,11 @@
 # 480x640 and 1024x1024, batch 1 and 4 (tools/latency.py), their fidelity against fp32
 # (tools/fidelity.py), and a kernel breakdown of the fp16 default at 480x640.
 #   bash scripts/encoder_levers.sh RESULTS_DIR [STEP...]
-# Steps (default: all, in this order): vit rn101 inductor fidelity profile.
+# Steps (default: all, in this order): vit rn101 inductor fidelity profile; and on demand:
+#   default   the torch GPU default (compiled) at every size: latency (ViT-L/16, batch 1 and
+#             4) and fidelity against fp32 for both variants
+#   autotune  Inductor's extra levers at 480x640, batch 1: max-autotune (Triton GEMM
+#             templates, autotuned at compile time) and weight freezing (constant folding)
 # Random official-layout weights (lseg_ros.core.model.synthetic); see docs/benchmarks.md.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,6 +47,22 @@ for step in $steps; do
       done
       python tools/fidelity.py --checkpoint "$rn" --backend torch --preset torch-fp16-foldbn \
         --sizes "$sizes" --output "$results/fidelity_rn101_torch-fp16-foldbn.json" | tail -n 5 ;;
+    default)
+      latency --checkpoint "$vit" --sizes "$sizes" --batch 1,4 --no-peak --no-baseline \
+        --backends torch-default --output "$results/latency_vit_default_sizes.json" \
+        --table "$results/latency_vit_default_sizes.md"
+      for variant in vit rn; do
+        python tools/fidelity.py --checkpoint "${!variant}" --backend torch \
+          --preset torch-default --sizes "$sizes" \
+          --output "$results/fidelity_${variant}_default.json" | tail -n 5
+      done ;;
+    autotune)
+      latency --checkpoint "$vit" --sizes 480x640 --batch 1 --no-peak --no-baseline \
+        --backends torch-fp16-lean-inductor torch-fp16-lean-autotune \
+        --output "$results/latency_vit_autotune.json" --table "$results/latency_vit_autotune.md"
+      TORCHINDUCTOR_FREEZING=1 latency --checkpoint "$vit" --sizes 480x640 --batch 1 \
+        --no-peak --no-baseline --backends torch-fp16-lean-inductor \
+        --output "$results/latency_vit_freezing.json" --table "$results/latency_vit_freezing.md" ;;
     profile) python - "$vit" "$results/profile_480x640.txt" <<'PY'
 import sys
 import torch

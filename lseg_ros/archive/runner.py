@@ -206,18 +206,21 @@ class ArchiveWriter:
                            ('encode', 'encode_s')):
             state.seconds[stage] += item.get(key, 0.0)
         clock = time.perf_counter()
+        if kind in (stages.MSG, stages.END):
+            for message in item['before']:       # copied topics and bad frames before it
+                state.output.add(self.announcement, message['topic'], message['timestamp'],
+                                 message['data'], message['frame'])
         if kind == stages.START:
             self._open(state, item)
-        elif kind == stages.MSG:
+        elif kind == stages.MSG and 'topic' in item:
             frame = item['frame']
             state.output.add(self.announcement, item['topic'], item['timestamp'],
                              item['data'], frame, item.get('outputs', ()))
-            if isinstance(frame, bag.BagFrame):
-                self.last_frame = time.monotonic()
-                if self.first_frame is None:
-                    self.first_frame = self.last_frame
-                if self.progress is not None:
-                    self.progress.update(1)
+            self.last_frame = time.monotonic()
+            if self.first_frame is None:
+                self.first_frame = self.last_frame
+            if self.progress is not None:
+                self.progress.update(1)
         elif kind == stages.END:
             state.output.finish(self.announcement, item['start_time'])
             state.seconds['write'] += time.perf_counter() - clock

@@ -5,17 +5,21 @@
 A batch is a dict of equal-length numpy columns (Ray Data's ``numpy`` batch format):
 
   bag           int    the bag's number in the run
-  seq           int    the row's position in its bag (0: ``start``, then one per message)
+  seq           int    the row's position in its bag (0: ``start``, then one per row)
   kind          str    ``start`` | ``msg`` | ``end`` | ``error``
   item          bytes  pickled dict: what the row carries (see below)
   announcement  bytes  (after :class:`SegmentActor`) the pickled label announcement in the
                        first row of every batch, empty elsewhere
 
-Items: ``start`` {storage, topics, frames}; ``msg`` {topic, timestamp, data (bytes of a copied
-topic, else None), frame (a BagFrame without pixels, an ImageError or None), rgb (before the
-actor), result (between actor and encoder), outputs (``(topic, CDR bytes)`` after the
-encoder)}; ``end`` {start_time}; ``error`` {error}.  Every item also carries the seconds
-each stage spent on it (``decode_s``, ``infer_s``, ``encode_s``).
+Items: ``start`` {storage, topics, frames}; ``msg`` {before, and for one frame to segment:
+topic, timestamp, data (its bytes when the image topic is copied too, else None), frame (a
+BagFrame without pixels), rgb (before the actor), result (between actor and encoder),
+outputs (``(topic, CDR bytes)`` after the encoder)}; ``end`` {before, start_time};
+``error`` {error}.  ``before`` lists the input messages that come before the row's frame in
+bag order and are not frames to segment (copied topics, bad frames), as dicts {topic,
+timestamp, data, frame (None or an ImageError)}: one ``msg`` row is one frame, so a batch
+of ``batch_size`` rows is a batch of that many frames for the GPU.  Every item also carries
+the seconds each stage spent on it (``decode_s``, ``infer_s``, ``encode_s``).
 
 :func:`decode_bag` (CPU tasks) reads a bag and decodes its frames; :class:`SegmentActor`
 (GPU actors) runs :meth:`LsegPipeline.segment_batch` on frames grouped by size;
@@ -70,16 +74,23 @@ def make_batch(rows: List[tuple]) -> Dict[str, np.ndarray]:
             'item': items}
 
 
+#: Messages that are not frames to segment, at most, riding with one row.
+MAX_BEFORE = 256
+
+
 def decode_bag(batch: Dict[str, np.ndarray], config: Dict,
                chunk: int = 16) -> Iterator[Dict[str, np.ndarray]]:
     """Read and decode the bags of ``batch`` (columns ``bag``, ``path``), ``chunk`` rows a batch.
 
-    A bag that cannot be opened, lacks a topic or breaks while being read gives an ``error``
-    row (after the rows read before the damage); a bag read to its end gives an ``end`` row.
+    One ``msg`` row per frame to segment; the other messages ride with the next row (see
+    the module docstring).  A bag that cannot be opened, lacks a topic or breaks while being
+    read gives an ``error`` row (after the rows read before the damage); a bag read to its
+    end gives an ``end`` row.
     """
     for number, path in zip(batch['bag'], batch['path']):
         number = int(number)
         rows: List[tuple] = []
+        before: List[Dict] = []
         seq = 0
         clock = time.perf_counter()
 
@@ -93,6 +104,13 @@ def decode_bag(batch: Dict[str, np.ndarray], config: Dict,
             rows.clear()
             clock = time.perf_counter()
             return out
+
+        def add(kind: str, item: Dict) -> None:
+            nonlocal seq, before
+            item['before'] = before
+            before = []
+            rows.append((number, seq, kind, item))
+            seq += 1
 
         try:
             with bag.BagReader(path) as reader:
@@ -111,14 +129,17 @@ def decode_bag(batch: Dict[str, np.ndarray], config: Dict,
                     item = {'topic': message.topic, 'timestamp': message.timestamp,
                             'data': message.data if message.topic in copies else None,
                             'frame': frame}
-                    if isinstance(frame, bag.BagFrame):
+                    if not isinstance(frame, bag.BagFrame):
+                        before.append(item)
+                        if len(before) >= MAX_BEFORE:
+                            add(MSG, {})             # a row of passengers only
+                    else:
                         item['rgb'] = frame.rgb
                         frame.rgb = np.empty((0, 0, 3), np.uint8)
-                    rows.append((number, seq, MSG, item))
-                    seq += 1
+                        add(MSG, item)
                     if len(rows) >= chunk:
                         yield flush()
-                rows.append((number, seq, END, {'start_time': reader.start_time}))
+                add(END, {'start_time': reader.start_time})
         except LsegError as error:
             rows.append((number, seq, ERROR, {'error': str(error)}))
         except Exception as error:   # noqa: B902 - any failure of one bag is reported
@@ -169,14 +190,22 @@ class SegmentActor:
         for row, item in enumerate(items):
             if 'rgb' in item:
                 groups.setdefault(item['rgb'].shape, []).append(row)
+        kinds = np.array(batch['kind'], dtype=object)
         for rows in groups.values():
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start:start + self.batch_size]
                 clock = time.perf_counter()
-                # one encoder shape per image size (a tail chunk is padded)
-                results = self.pipeline.segment_batch([items[r]['rgb'] for r in chunk],
-                                                      self.request, self.label_set,
-                                                      pad_to=self.batch_size)
+                try:
+                    # one encoder shape per image size (a tail chunk is padded)
+                    results = self.pipeline.segment_batch([items[r]['rgb'] for r in chunk],
+                                                          self.request, self.label_set,
+                                                          pad_to=self.batch_size)
+                except Exception as error:  # noqa: B902 - fail these frames' bags, not the run
+                    message = f'segmenting frames failed: {type(error).__name__}: {error}'
+                    for row in chunk:
+                        kinds[row] = ERROR
+                        items[row] = {'error': message}
+                    continue
                 share = (time.perf_counter() - clock) / len(chunk)
                 for row, result in zip(chunk, results):
                     item = items[row]
@@ -185,6 +214,7 @@ class SegmentActor:
                                                  result.overlay, result.features)
                     item['infer_s'] = share
         out = dict(batch)
+        out['kind'] = kinds
         out['item'] = np.empty(len(items), dtype=object)
         out['item'][:] = [dumps(item) for item in items]
         announcement = np.empty(len(items), dtype=object)

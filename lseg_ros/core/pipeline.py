@@ -249,10 +249,12 @@ class LsegPipeline:
         NaN or infinite values (weights that produce garbage).
         """
         frame = np.zeros((height, width, 3), np.uint8)
+        # the largest batch first: the smaller ones share its output buffer (TorchBackend)
+        for size in sorted({self.batch_shape(b) for b in range(2, int(batch) + 1)},
+                           reverse=True):
+            self.segment_batch([frame] * size)
         result = self.segment(frame, OutputRequest(raw=True))
         check_finite_output(result, self.describe())
-        for size in sorted({self.batch_shape(b) for b in range(2, int(batch) + 1)}):
-            self.segment_batch([frame] * size)
 
     def batch_shape(self, count: int, pad_to: Optional[int] = None) -> int:
         """Return the encoder batch used for ``count`` frames.

@@ -79,6 +79,15 @@ def descriptor(param) -> ParameterDescriptor:
     return desc
 
 
+def warmup_batch(cameras: int, window_s: Optional[float]) -> int:
+    """Return the largest batch the node warms: the cameras, or 1 without a batch window.
+
+    Without a window the cameras are served one frame at a time, so batch shapes would only
+    cost start-up time and GPU memory (a window set at run time compiles them when used).
+    """
+    return max(1, cameras) if window_s else 1
+
+
 class LsegRuntime:
     """Everything the node does, in the steps of a managed node's life (a mixin of Node).
 
@@ -99,6 +108,7 @@ class LsegRuntime:
         self.slots = None
         self.frame_worker = None
         self.label_worker = None
+        self._lingering: List = []       # worker threads that outlived a join (still running)
         self.startup_s = 0.0
         self._timer = None
         self.pub_labels = self.pub_embeddings = self.pub_label_info = None
@@ -121,7 +131,9 @@ class LsegRuntime:
         self._make_publishers()
         if self.settings['warmup']:
             size = self.pipeline.input_size
-            self.pipeline.warmup(size * 3 // 4, size, batch=len(self.camera_names))
+            self.pipeline.warmup(size * 3 // 4, size,
+                                 batch=warmup_batch(len(self.camera_names),
+                                                    self._batch_window()))
         self._publish_labels(label_announcement(self.pipeline.labels))
         self.label_worker = LabelWorker(self._apply_text, on_start=self._bind_worker_device)
         self.label_worker.start()
@@ -154,6 +166,8 @@ class LsegRuntime:
         if self.slots is not None:
             self.slots.close()
         busy = self._join([self.frame_worker.thread] if self.frame_worker else [])
+        if busy:
+            self._lingering.append(self.frame_worker.thread)
         self.frame_worker = None
         return busy
 
@@ -163,11 +177,14 @@ class LsegRuntime:
         Returns what is still busy; the model is then left to the process's end (so is it
         without ``release``: the frame worker is still inside it).
         """
-        busy = []
+        threads = [t for t in self._lingering if t.is_alive()]
         if self.label_worker is not None:
             self.label_worker.stop()
-            busy = self._join([self.label_worker.thread])
+            threads.append(self.label_worker.thread)
             self.label_worker = None
+        # a frame worker that outlived deactivate (still inside the model) counts as busy
+        busy = self._join(threads)
+        self._lingering = [t for t in threads if t.is_alive()]
         for camera in self.cameras.values():
             camera.destroy()
         self.cameras = {}

@@ -360,6 +360,30 @@ def test_torch_fp16_graph_backend_matches_fp32(rn_weights, channels_last):
 
 
 @gpu
+def test_torch_graphs_of_one_size_share_their_output_buffer(rn_weights):
+    eager = create_backend('torch', rn_weights, 'cuda', 'fp16', cuda_graph=False,
+                           compile_mode=None)
+    graphs = create_backend('torch', rn_weights, 'cuda', 'fp16', compile_mode=None)
+    x = torch.randn(4, 3, 96, 128, device='cuda')
+    outputs = {}
+    for batch in (4, 2, 1, 4):              # warm-up order of the pipeline, then again
+        out = graphs(x[:batch])
+        ref = eager(x[:batch]).double()
+        cos = torch.nn.functional.cosine_similarity(ref, out.double(), dim=1)
+        assert cos.min() > 0.999, batch
+        outputs[batch] = out.data_ptr()
+    assert len(set(outputs.values())) == 1           # one buffer for the three batch sizes
+    assert len(graphs._graphs) == 3 and len(graphs._outputs) == 1
+    graphs(torch.randn(8, 3, 96, 128, device='cuda'))   # larger batch: a new buffer
+    assert graphs._outputs[(48, 64)].shape[0] == 8
+    out = graphs(x[:2])                       # the old graphs keep theirs and still work
+    ref = eager(x[:2]).double()
+    assert torch.nn.functional.cosine_similarity(ref, out.double(), dim=1).min() > 0.999
+    graphs.close()
+    eager.close()
+
+
+@gpu
 def test_torch_fp16_keeps_layernorm_fp32(vit_weights):
     from lseg_ros.core.model.precision import Fp32LayerNorm
     backend = create_backend('torch', vit_weights, 'cuda', 'fp16', cuda_graph=False,

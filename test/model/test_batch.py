@@ -78,6 +78,6 @@ def test_fixed_shape_backends_get_padded_batches(rn_pipeline, encoder_batches, m
     assert shapes == [6]
     shapes.clear()
     rn_pipeline.warmup(64, 64, batch=3)
-    assert shapes == [1, 2, 4]
+    assert shapes == [4, 2, 1]       # the largest first: the others share its output buffer
     monkeypatch.setattr(backend, 'max_batch', 2)
     assert rn_pipeline.batch_shape(3) == 2

@@ -166,3 +166,35 @@ def test_the_executable_exits_on_the_shutdown_transition(rn_checkpoint, client):
         assert proc.wait_exit(20) == 0, proc.output()
     finally:
         proc.stop()
+
+
+def test_cleanup_keeps_the_model_while_a_deactivated_frame_worker_is_still_inside_it(
+        monkeypatch):
+    """A frame worker that outlived deactivate's join must not lose its model to cleanup."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lseg_ros.ros import node as node_module
+    from lseg_ros.ros.workers import FRAME_THREAD
+    monkeypatch.setattr(node_module, 'SHUTDOWN_WAIT_S', 0.1)
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, name=FRAME_THREAD, daemon=True)
+    worker.start()
+    closed = []
+    runtime = SimpleNamespace(
+        cameras={}, _timer=None, slots=None, label_worker=None, _lingering=[],
+        frame_worker=SimpleNamespace(thread=worker), pub_labels=None, pub_embeddings=None,
+        pub_label_info=None, pub_diagnostics=None,
+        pipeline=SimpleNamespace(device=torch.device('cpu'),
+                                 backend=SimpleNamespace(close=lambda: closed.append(1))))
+    runtime._join = lambda threads: node_module.LsegRuntime._join(runtime, threads)
+    busy = node_module.LsegRuntime._deactivate(runtime)
+    assert busy == [node_module.BUSY[FRAME_THREAD]]
+    busy = node_module.LsegRuntime._cleanup(runtime)
+    assert busy == [node_module.BUSY[FRAME_THREAD]]
+    assert not closed and runtime.pipeline is not None        # kept for the busy worker
+    release.set()
+    worker.join(5)
+    assert node_module.LsegRuntime._cleanup(runtime) == []
+    assert closed == [1] and runtime.pipeline is None          # released once it is done

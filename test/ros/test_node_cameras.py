@@ -206,3 +206,10 @@ def test_bad_camera_lists_are_refused_at_start_up(rn_checkpoint):
                            name='lseg_bad_cameras')
         assert proc.wait_exit(60) == 1, proc.output()
         assert reason in proc.output() and 'Traceback' not in proc.output()
+
+
+def test_the_node_warms_batch_shapes_only_with_a_batch_window():
+    from lseg_ros.ros.node import warmup_batch
+    assert warmup_batch(4, 0.005) == 4
+    assert warmup_batch(4, None) == 1        # batch_window_ms 0: one frame per call
+    assert warmup_batch(1, 0.005) == 1

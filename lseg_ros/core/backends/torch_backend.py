@@ -16,9 +16,12 @@ in ``<lseg_ros cache>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set.  Whe
 cannot compile here (no Triton, no C compiler) the backend warns once and runs the same
 model without compiling.
 
-The returned features of a graph or a compiled model live in a buffer that the next call
-of the same shape overwrites: consume (or copy) them before the next call, as the
-pipeline does.
+The returned features of a graph live in one output buffer per input size, shared by the
+batch sizes of that size (the largest batch captured first sets its size: warm up the
+largest batch first, as :meth:`LsegPipeline.warmup` does), and the next call overwrites
+them: consume (or copy) them before the next call, as the pipeline does.  All graphs share
+one memory pool and one capture stream, and the warm-up memory of a capture is returned
+to the driver afterwards, so several batch sizes cost little more than the largest.
 """
 
 import contextlib
@@ -45,6 +48,19 @@ GRAPHING_COMPILE_MODES = ('reduce-overhead', 'max-autotune')
 #: ``attention`` values: the scaled-dot-product-attention kernel forced for the ViT blocks.
 ATTENTION_KERNELS = ('flash', 'cudnn', 'efficient', 'math')
 FP8_MODES = ('rowwise', 'tensorwise')
+
+
+#: Input shapes each compiled model may specialise on (Dynamo's default of 8 would leave
+#: the ninth camera size or batch uncompiled).
+RECOMPILE_LIMIT = 64
+
+
+def raise_recompile_limit(limit: int = RECOMPILE_LIMIT) -> None:
+    """Let Dynamo compile up to ``limit`` input shapes (it keeps a larger setting)."""
+    import torch._dynamo.config as dynamo_config
+    name = 'recompile_limit' if hasattr(dynamo_config, 'recompile_limit') \
+        else 'cache_size_limit'
+    setattr(dynamo_config, name, max(getattr(dynamo_config, name), limit))
 
 
 class _Graph:
@@ -153,11 +169,14 @@ class TorchBackend(EncoderBackend):
         self.pad_batches = self.cuda_graph or compile_mode is not None
         self.warmup_iterations = max(1, int(warmup_iterations))
         self._graphs: Dict[Tuple[int, ...], Optional[_Graph]] = {}
+        self._outputs: Dict[Tuple[int, ...], torch.Tensor] = {}   # per input size (H, W)
         self._pool = None
+        self._side: Optional[torch.cuda.Stream] = None
         self._forward = self.model
         self.compile_fallback: Optional[str] = None
         if compile_mode is not None:
             os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', str(cache_dir() / 'inductor'))
+            raise_recompile_limit()
             self._forward = torch.compile(self.model, mode=compile_mode, dynamic=False)
 
     def _convert_fp8(self, variant, rowwise: bool) -> None:
@@ -216,21 +235,32 @@ class TorchBackend(EncoderBackend):
 
     def _capture(self, x: torch.Tensor) -> Optional[_Graph]:
         """Capture the model at the shape of ``x`` (None when capture fails)."""
+        with torch.cuda.device(self.device):
+            try:
+                return self._capture_on_device(x)
+            finally:
+                torch.cuda.empty_cache()        # the warm-up's blocks (not the graphs' pool)
+
+    def _capture_on_device(self, x: torch.Tensor) -> Optional[_Graph]:
         static_input = torch.empty(x.shape, dtype=self.dtype, device=self.device,
                                    memory_format=self.memory_format)
         static_input.copy_(x)
         current = torch.cuda.current_stream(self.device)
-        side = torch.cuda.Stream(self.device)
+        if self._side is None:
+            self._side = torch.cuda.Stream(self.device)
+        side = self._side
         side.wait_stream(current)
         try:
             with torch.cuda.stream(side), self._attention_kernel():
                 for _ in range(self.warmup_iterations):    # lazy init, cuDNN/cuBLAS choices
-                    self._forward(static_input)
+                    sample = self._forward(static_input)
             current.wait_stream(side)
+            output = self._output_buffer(sample)
+            del sample
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'), \
                     self._attention_kernel():
-                static_output = self._forward(static_input)
+                output.copy_(self._forward(static_input))
         except Exception as error:  # noqa: B902 - Inductor and Triton raise their own types
             torch.cuda.synchronize(self.device)
             if self.compile_mode is not None and self._forward is not self.model:
@@ -243,7 +273,24 @@ class TorchBackend(EncoderBackend):
         if self._pool is None:
             self._pool = graph.pool()          # shapes share one memory pool
         LOG.debug('torch backend: captured a CUDA graph for input %s', tuple(x.shape))
-        return _Graph(graph, static_input, static_output)
+        return _Graph(graph, static_input, output)
+
+    def _output_buffer(self, sample: torch.Tensor) -> torch.Tensor:
+        """Return the graph output for ``sample``'s shape: a view of its input size's buffer.
+
+        The graph copies the model's output there, so the output of the model itself is
+        pool memory that the other shapes reuse.  A batch larger than the buffer gets a new
+        buffer (graphs captured before keep the old one).
+        """
+        size = tuple(sample.shape[2:])
+        buffer = self._outputs.get(size)
+        if buffer is None or buffer.shape[0] < sample.shape[0] \
+                or buffer.shape[1:] != sample.shape[1:] \
+                or buffer.stride()[1:] != sample.stride()[1:]:
+            buffer = torch.empty_strided(sample.shape, sample.stride(), dtype=sample.dtype,
+                                         device=sample.device)
+            self._outputs[size] = buffer
+        return buffer[:sample.shape[0]]
 
     def _without_compile(self, x: torch.Tensor, error: Exception) -> Optional[_Graph]:
         """Inductor failed: warn once, run the same model uncompiled from now on."""
@@ -284,7 +331,9 @@ class TorchBackend(EncoderBackend):
     def close(self) -> None:
         """Drop graphs and weights."""
         self._graphs.clear()
+        self._outputs.clear()
         self._pool = None
+        self._side = None
         if self._cudnn_benchmark_before is not None:
             torch.backends.cudnn.benchmark = self._cudnn_benchmark_before
             self._cudnn_benchmark_before = None
