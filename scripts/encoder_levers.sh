@@ -48,14 +48,15 @@ for step in $steps; do
       python tools/fidelity.py --checkpoint "$rn" --backend torch --preset torch-fp16-foldbn \
         --sizes "$sizes" --output "$results/fidelity_rn101_torch-fp16-foldbn.json" | tail -n 5 ;;
     default)
-      latency --checkpoint "$vit" --sizes "$sizes" --batch 1,4 --no-peak --no-baseline \
-        --backends torch-default --output "$results/latency_vit_default_sizes.json" \
-        --table "$results/latency_vit_default_sizes.md"
       for variant in vit rn; do
         python tools/fidelity.py --checkpoint "${!variant}" --backend torch \
           --preset torch-default --sizes "$sizes" \
           --output "$results/fidelity_${variant}_default.json" | tail -n 5
-      done ;;
+      done
+      latency --checkpoint "$vit" --sizes "${LSEG_DEFAULT_SIZES:-$sizes}" \
+        --batch "${LSEG_DEFAULT_BATCH:-1,4}" --no-peak --no-baseline --backends torch-default \
+        --output "$results/latency_vit_default_sizes.json" \
+        --table "$results/latency_vit_default_sizes.md" ;;
     autotune)
       latency --checkpoint "$vit" --sizes 480x640 --batch 1 --no-peak --no-baseline \
         --backends torch-fp16-lean-inductor torch-fp16-lean-autotune \

@@ -384,6 +384,21 @@ def test_torch_graphs_of_one_size_share_their_output_buffer(rn_weights):
 
 
 @gpu
+def test_the_head_of_a_batch_needs_one_images_float32_copy_at_a_time():
+    from lseg_ros.core.model.head import logits_at_input
+    features = torch.randn(4, 512, 120, 160, device='cuda', dtype=torch.float16)
+    weights = torch.nn.functional.normalize(torch.randn(6, 512, device='cuda'), dim=1)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    logits = logits_at_input(features, weights)
+    peak = torch.cuda.max_memory_allocated() - base
+    one_image_fp32 = 512 * 120 * 160 * 4
+    assert peak < 2.5 * one_image_fp32, peak / one_image_fp32     # a whole batch: 4x+
+    assert logits.shape == (4, 6, 240, 320)
+
+
+@gpu
 def test_torch_fp16_keeps_layernorm_fp32(vit_weights):
     from lseg_ros.core.model.precision import Fp32LayerNorm
     backend = create_backend('torch', vit_weights, 'cuda', 'fp16', cuda_graph=False,
