@@ -45,7 +45,7 @@ _PLAIN = {'channels_last': False, 'cudnn_benchmark': False, 'fold_bn': False,
           'layernorm': 'fp32', 'compile_mode': None}
 _NHWC = dict(_PLAIN, cuda_graph=True, channels_last=True, cudnn_benchmark=True)
 TORCH_PRESETS = {
-    # the torch backend's own defaults (on a GPU: fp16, lean, compiled, in a CUDA graph)
+    # the torch backend's own defaults (on a GPU: fp16, lean, in a CUDA graph)
     'torch-default': ('auto', {}),
     'torch-fp32-eager': ('fp32', dict(_PLAIN, cuda_graph=False)),
     'torch-fp32-graph': ('fp32', dict(_PLAIN, cuda_graph=True)),
@@ -70,7 +70,7 @@ TORCH_PRESETS.update({
     # combinations
     'torch-fp16-lean': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True)),
     'torch-fp16-lean-inductor': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
-                                              compile_mode='default')),      # = the default
+                                              compile_mode='default')),      # = compile: true
     'torch-fp16-lean-autotune': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
                                               compile_mode='max-autotune-no-cudagraphs')),
 })

@@ -114,19 +114,20 @@ def engine_problem(engine: str, device: torch.device) -> str:
     return '; '.join(reasons)
 
 
-def user_options(backend: str, compiled: bool = True, deterministic: bool = False) -> Dict:
+def user_options(backend: str, compiled: bool = False, deterministic: bool = False) -> Dict:
     """Backend options for the user-facing switches of the node and the commands.
 
-    ``compiled`` false: the torch GPU default without Inductor (starts in about a second
-    instead of compiling each input shape, 16 % slower at 480x640).  ``deterministic``:
+    ``compiled``: the torch GPU default plus Inductor (14 % faster at 480x640, about 25 s
+    per input shape at the first start, and not the default: it fails the fidelity gate
+    for ViT-L/16 at 1024x1024, docs/benchmarks.md).  ``deterministic``:
     no cuDNN autotuning (two runs pick the same kernels; segment_bag's outputs).  Only the
     torch backend (also as a candidate of ``auto``) takes them.
     """
     if (backend or 'auto').strip().lower() not in ('torch', 'auto'):
         return {}
     options: Dict = {}
-    if not compiled:
-        options['compile_mode'] = None
+    if compiled:
+        options['compile_mode'] = 'auto'
     if deterministic:
         options['cudnn_benchmark'] = False
     return options

@@ -6,13 +6,17 @@ The GPU default is the fastest configuration that passes tools/fidelity.py again
 at 384x384, 480x640 and 1024x1024 for both variants (docs/benchmarks.md, issue 11): fp16
 weights and activations (PyTorch's LayerNorm kernel, whose statistics accumulate in
 float32; the attention softmax of the SDPA kernels accumulates in float32), BatchNorm
-folded into the convolutions, channels-last convolutions with cuDNN autotuning, the model
-compiled by Inductor (``torch.compile``, mode ``default``: fused element-wise kernels,
-layout changes and upsampling) and captured with everything else into one CUDA graph per
-input shape (``torch.cuda.CUDAGraph`` into static input/output buffers after a warm-up on
-a side stream), so a frame costs one graph launch.  Compilation costs about 25 s per input
-shape the first time on an H200 and about 6 s from Inductor's on-disk cache, which is kept
-in ``<lseg_ros cache>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor
+folded into the convolutions, channels-last convolutions with cuDNN autotuning, captured
+into one CUDA graph per input shape (``torch.cuda.CUDAGraph`` into static input/output
+buffers after a warm-up on a side stream), so a frame costs one graph launch.
+
+``compile_mode='auto'`` adds Inductor (``torch.compile``, mode ``default``: fused
+element-wise kernels, layout changes and upsampling) inside that graph on the same fast
+path: 14 % faster at 480x640, but not the default, because it fails the fidelity gate for
+ViT-L/16 at 1024x1024 (mIoU 0.848 < 0.97 with 99.81 % label agreement: a seventh label on
+a few pixels; docs/benchmarks.md).  Compilation costs about 25 s per input shape the first
+time on an H200 and about 6 s from Inductor's on-disk cache, which is kept in
+``<lseg_ros cache>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor
 cannot compile here (no Triton, no C compiler) the backend warns once and runs the same
 model without compiling.
 
@@ -78,7 +82,8 @@ class TorchBackend(EncoderBackend):
     ``precision``: ``fp32``, ``fp16`` (GPU only) or ``auto`` (fp16 on a GPU, else fp32).
     ``cuda_graph``: replay one captured CUDA graph per input shape (default: on for a GPU
     unless ``compile_mode`` captures graphs itself).  ``compile_mode``: a ``torch.compile``
-    mode, or None; ``default`` and ``max-autotune-no-cudagraphs`` are captured in our graph.
+    mode, ``auto`` (``default`` for fp16 on a GPU, else none) or None (the default);
+    ``default`` and ``max-autotune-no-cudagraphs`` are captured in our graph.
     ``fold_bn``: fold BatchNorm into the convolutions (default: on for fp16 on a GPU).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
@@ -95,7 +100,7 @@ class TorchBackend(EncoderBackend):
     name = 'torch'
 
     def __init__(self, weights, device: torch.device, precision: str = 'fp32',
-                 cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = 'auto',
+                 cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = None,
                  warmup_iterations: int = 2, channels_last: Optional[bool] = None,
                  cudnn_benchmark: Optional[bool] = None, fold_bn: Optional[bool] = None,
                  layernorm: Optional[str] = None, attention: Optional[str] = None,

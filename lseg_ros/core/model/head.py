@@ -55,8 +55,10 @@ def logits_at_input(image_features: torch.Tensor, weights: torch.Tensor) -> torc
     One image at a time: the float32 copy of a batch's features (B x 157 MB at 480x640)
     would otherwise stay in the GPU allocator's cache.
     """
-    low = torch.cat([torch.einsum('bdhw,kd->bkhw', normalize_features(features), weights)
-                     for features in image_features.split(1)])
+    _, d, h, w = image_features.shape
+    # (K, D) @ (D, h*w) per image: no transposed copy of the features (einsum makes one)
+    low = torch.stack([(weights @ normalize_features(features).reshape(d, h * w))
+                       .reshape(-1, h, w) for features in image_features.split(1)])
     return upsample2x(low)
 
 
