@@ -42,11 +42,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=Tru
     group.add_argument('--precision', default='auto', choices=PRECISIONS,
                        help='encoder precision (auto: torch fp16 on a GPU, fp32 on a CPU; '
                             'ONNX/engine: their own)')
-    group.add_argument('--compile', action=argparse.BooleanOptionalAction, default=False,
-                       help='torch on a GPU: compile the encoder with Inductor (10-16 %% '
-                            'faster; ~25 s per input size the first time, ~6 s from the '
-                            'cache; fails the fidelity gate for ViT-L/16 at 1024x1024, so '
-                            'off by default)')
+    group.add_argument('--compile', default='auto', choices=('auto', 'on', 'off'),
+                       help='torch on a GPU: compile the encoder with Inductor; auto (default): '
+                            'ResNet101 only (ViT-L/16 compiled fails the fidelity gate at '
+                            '1024x1024); on: every variant (ViT 10-16 %% faster); ~25 s per '
+                            'input size the first time, ~6 s from the cache')
+    group.add_argument('--no-compile', dest='compile', action='store_const', const='off',
+                       help='the same as --compile off')
     group.add_argument('--engine', help='TensorRT engine file (backend tensorrt)')
     group.add_argument('--onnx', help='ONNX image encoder file (backend onnxruntime)')
     group.add_argument('--size', type=int, default=DEFAULT_INPUT_SIZE,

@@ -68,11 +68,12 @@ PARAMS = (
     Param('precision', 'auto', 'Encoder precision: auto (torch fp16 on a GPU, fp32 on the CPU; '
           'ONNX/engine: their own), fp32 or fp16.', read_only=True,
           choices=('auto', 'fp32', 'fp16')),
-    Param('compile', False, 'torch on a GPU: compile the encoder with Inductor inside its '
-          'CUDA graph (10-16 % faster; about 25 s per input size and batch shape at the first '
-          'start, about 6 s from the cache in ~/.cache/lseg_ros/inductor). Off by default: it '
-          'fails the fidelity gate for ViT-L/16 at 1024x1024 (docs/benchmarks.md).',
-          read_only=True),
+    Param('compile', 'auto', 'torch on a GPU: compile the encoder with Inductor inside its '
+          'CUDA graph. auto: ResNet101 only (1.99 vs 2.83 ms; compiled ViT-L/16 fails the '
+          'fidelity gate at 1024x1024, docs/benchmarks.md); on: every variant (ViT-L/16 '
+          '10-16 % faster); off: none. Compiling costs about 25 s per input size and batch '
+          'shape at the first start, about 6 s from the cache in ~/.cache/lseg_ros/inductor.',
+          read_only=True, choices=('auto', 'on', 'off')),
     Param('input_size', 480, 'Long side of the network input in pixels; the image is resized '
           'keeping its aspect and padded to multiples of 32.', read_only=True,
           int_range=(32, 4096)),

@@ -412,43 +412,59 @@ def test_torch_fp16_keeps_layernorm_fp32(vit_weights):
 
 
 @gpu
-def test_torch_gpu_default_is_the_fast_mode_and_matches_fp32(rn_weights):
+def test_torch_gpu_default_is_the_fast_mode_and_matches_fp32(rn_weights, vit_weights):
     from lseg_ros.core.backends.factory import user_options
     fp32 = create_backend('torch', rn_weights, 'cuda', 'fp32', cuda_graph=False)
     fast = create_backend('torch', rn_weights, 'cuda', 'auto')
-    compiled = create_backend('torch', rn_weights, 'cuda', 'auto',
-                              **user_options('torch', compiled=True))
+    plain = create_backend('torch', rn_weights, 'cuda', 'auto', **user_options('torch', 'off'))
     info = fast.describe()
     assert info['precision'] == 'fp16' and info['fold_bn'] == 'True'
-    assert info['mode'] == 'cuda_graph', info       # Inductor is opt-in (compile: true)
-    assert compiled.describe()['mode'] == 'cuda_graph+compile:default'
+    assert info['mode'] == 'cuda_graph+compile:default', info    # ResNet101: compiled
+    assert plain.describe()['mode'] == 'cuda_graph'
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.model.modules())
     x = torch.randn(2, 3, 96, 128, device='cuda')
     ref = fp32(x).double()
-    for backend in (fast, compiled):
+    for backend in (fast, plain):
         out = backend(x).double()
         assert 'compile_fallback' not in backend.describe()
         assert torch.nn.functional.cosine_similarity(ref, out, dim=1).min() > 0.999
         backend.close()
+    vit = create_backend('torch', vit_weights, 'cuda', 'auto')
+    assert vit.describe()['mode'] == 'cuda_graph'         # ViT-L/16: not compiled
+    vit.close()
+    vit = create_backend('torch', vit_weights, 'cuda', 'auto', **user_options('torch', 'on'))
+    assert vit.describe()['mode'] == 'cuda_graph+compile:default'
+    vit.close()
 
 
-def test_compile_is_opt_in_for_the_node_and_the_commands(rn_weights):
+def test_compile_setting_of_the_node_and_the_commands(rn_weights):
+    import argparse
+
     from lseg_ros.cli.common import add_model_arguments
     from lseg_ros.core.backends.factory import user_options
+    from lseg_ros.core.backends.torch_backend import resolve_compile_mode
     from lseg_ros.ros.params import PARAMS
-    assert [p.default for p in PARAMS if p.name == 'compile'] == [False]
-    assert user_options('torch') == {} and user_options('auto', compiled=True) == {
-        'compile_mode': 'auto'}
-    assert user_options('onnxruntime', compiled=True) == {}
-    import argparse
+    assert [p.default for p in PARAMS if p.name == 'compile'] == ['auto']
+    assert user_options('torch') == {}
+    assert user_options('auto', 'on') == {'compile_mode': 'gpu'}
+    assert user_options('torch', 'off', deterministic=True) == {
+        'compile_mode': None, 'cudnn_benchmark': False}
+    assert user_options('onnxruntime', 'on') == {}
+    with pytest.raises(BackendError, match='compile must be one of'):
+        user_options('torch', 'yes')
     parser = argparse.ArgumentParser()
     add_model_arguments(parser, checkpoint_required=False)
-    assert parser.parse_args([]).compile is False
-    assert parser.parse_args(['--compile']).compile is True
-    assert parser.parse_args(['--no-compile']).compile is False
-    # 'auto' compiles only fp16 on a GPU: nothing on the CPU
-    assert create_backend('torch', rn_weights, 'cpu', 'fp32',
-                          compile_mode='auto').describe()['mode'] == 'eager'
+    assert parser.parse_args([]).compile == 'auto'
+    assert parser.parse_args(['--compile', 'on']).compile == 'on'
+    assert parser.parse_args(['--no-compile']).compile == 'off'
+    # fp16 on a GPU: ResNet101 compiled by default (passes the gate), ViT-L/16 with 'gpu'
+    assert resolve_compile_mode('auto', True, 'rn101') == 'default'
+    assert resolve_compile_mode('auto', True, 'vit_l16') is None
+    assert resolve_compile_mode('gpu', True, 'vit_l16') == 'default'
+    assert resolve_compile_mode('gpu', False, 'rn101') is None       # CPU / fp32: never
+    assert resolve_compile_mode('auto', False, 'rn101') is None
+    assert resolve_compile_mode('max-autotune', True, 'vit_l16') == 'max-autotune'
+    assert create_backend('torch', rn_weights, 'cpu', 'fp32').describe()['mode'] == 'eager'
 
 
 def test_torch_backend_falls_back_when_compile_fails(rn_weights, monkeypatch, caplog):

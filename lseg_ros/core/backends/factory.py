@@ -114,20 +114,29 @@ def engine_problem(engine: str, device: torch.device) -> str:
     return '; '.join(reasons)
 
 
-def user_options(backend: str, compiled: bool = False, deterministic: bool = False) -> Dict:
+#: Values of the node parameter ``compile`` and of ``--compile``.
+COMPILE_CHOICES = ('auto', 'on', 'off')
+
+
+def user_options(backend: str, compile_setting: str = 'auto',
+                 deterministic: bool = False) -> Dict:
     """Backend options for the user-facing switches of the node and the commands.
 
-    ``compiled``: the torch GPU default plus Inductor (14 % faster at 480x640, about 25 s
-    per input shape at the first start, and not the default: it fails the fidelity gate
-    for ViT-L/16 at 1024x1024, docs/benchmarks.md).  ``deterministic``:
+    ``compile_setting``: ``auto`` (the torch GPU default: Inductor for ResNet101, whose compiled
+    model passes the fidelity gate, not for ViT-L/16, which fails it at 1024x1024), ``on``
+    (Inductor for every variant on a GPU: ViT-L/16 14 % faster at 480x640; about 25 s per
+    input shape at the first start) or ``off``.  ``deterministic``:
     no cuDNN autotuning (two runs pick the same kernels; segment_bag's outputs).  Only the
     torch backend (also as a candidate of ``auto``) takes them.
     """
     if (backend or 'auto').strip().lower() not in ('torch', 'auto'):
         return {}
+    if compile_setting not in COMPILE_CHOICES:
+        raise BackendError(f'compile must be one of {", ".join(COMPILE_CHOICES)}, '
+                           f'not {compile_setting!r}')
     options: Dict = {}
-    if compiled:
-        options['compile_mode'] = 'auto'
+    if compile_setting != 'auto':
+        options['compile_mode'] = 'gpu' if compile_setting == 'on' else None
     if deterministic:
         options['cudnn_benchmark'] = False
     return options

@@ -10,11 +10,12 @@ folded into the convolutions, channels-last convolutions with cuDNN autotuning, 
 into one CUDA graph per input shape (``torch.cuda.CUDAGraph`` into static input/output
 buffers after a warm-up on a side stream), so a frame costs one graph launch.
 
-``compile_mode='auto'`` adds Inductor (``torch.compile``, mode ``default``: fused
-element-wise kernels, layout changes and upsampling) inside that graph on the same fast
-path: 14 % faster at 480x640, but not the default, because it fails the fidelity gate for
-ViT-L/16 at 1024x1024 (mIoU 0.848 < 0.97 with 99.81 % label agreement: a seventh label on
-a few pixels; docs/benchmarks.md).  Compilation costs about 25 s per input shape the first
+Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
+and upsampling) inside that graph is part of the default for ResNet101 (1.99 instead of
+2.83 ms at 480x640; passes the gate at every size) and not for ViT-L/16, where it is 14 %
+faster at 480x640 but fails the gate at 1024x1024 (mIoU 0.848 < 0.97 with 99.81 % label
+agreement: a seventh label on a few pixels; docs/benchmarks.md); ``compile_mode='gpu'``
+compiles every variant.  Compilation costs about 25 s per input shape the first
 time on an H200 and about 6 s from Inductor's on-disk cache, which is kept in
 ``<lseg_ros cache>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor
 cannot compile here (no Triton, no C compiler) the backend warns once and runs the same
@@ -54,6 +55,25 @@ ATTENTION_KERNELS = ('flash', 'cudnn', 'efficient', 'math')
 FP8_MODES = ('rowwise', 'tensorwise')
 
 
+#: Variants whose compiled fp16 model passes tools/fidelity.py against fp32 at 384x384,
+#: 480x640 and 1024x1024 (H200, docs/benchmarks.md): compiled by default.  ViT-L/16
+#: fails at 1024x1024 (mIoU 0.848).
+COMPILED_VARIANTS = ('rn101',)
+
+
+def resolve_compile_mode(mode: Optional[str], fast: bool, variant: str) -> Optional[str]:
+    """Return the torch.compile mode for ``mode`` (``auto``, ``gpu``, a mode or None).
+
+    ``fast``: fp16 on a GPU.  ``auto`` compiles the variants of COMPILED_VARIANTS there,
+    ``gpu`` every variant; neither compiles anything elsewhere (CPU, fp32).
+    """
+    if mode == 'auto':
+        return 'default' if fast and variant in COMPILED_VARIANTS else None
+    if mode == 'gpu':
+        return 'default' if fast else None
+    return mode
+
+
 #: Input shapes each compiled model may specialise on (Dynamo's default of 8 would leave
 #: the ninth camera size or batch uncompiled).
 RECOMPILE_LIMIT = 64
@@ -82,8 +102,10 @@ class TorchBackend(EncoderBackend):
     ``precision``: ``fp32``, ``fp16`` (GPU only) or ``auto`` (fp16 on a GPU, else fp32).
     ``cuda_graph``: replay one captured CUDA graph per input shape (default: on for a GPU
     unless ``compile_mode`` captures graphs itself).  ``compile_mode``: a ``torch.compile``
-    mode, ``auto`` (``default`` for fp16 on a GPU, else none) or None (the default);
-    ``default`` and ``max-autotune-no-cudagraphs`` are captured in our graph.
+    mode, ``auto`` (the default: ``default`` for fp16 on a GPU for the variants of
+    :data:`COMPILED_VARIANTS`, else none), ``gpu`` (``default`` for fp16 on a GPU, every
+    variant) or None; ``default`` and ``max-autotune-no-cudagraphs`` are captured in our
+    graph.
     ``fold_bn``: fold BatchNorm into the convolutions (default: on for fp16 on a GPU).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
@@ -100,7 +122,7 @@ class TorchBackend(EncoderBackend):
     name = 'torch'
 
     def __init__(self, weights, device: torch.device, precision: str = 'fp32',
-                 cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = None,
+                 cuda_graph: Optional[bool] = None, compile_mode: Optional[str] = 'auto',
                  warmup_iterations: int = 2, channels_last: Optional[bool] = None,
                  cudnn_benchmark: Optional[bool] = None, fold_bn: Optional[bool] = None,
                  layernorm: Optional[str] = None, attention: Optional[str] = None,
@@ -114,8 +136,7 @@ class TorchBackend(EncoderBackend):
         if precision == 'fp16' and not cuda:
             raise BackendError('torch backend: fp16 needs a CUDA device; use fp32 on the CPU')
         fast = cuda and precision == 'fp16'         # the measured GPU default (see above)
-        if compile_mode == 'auto':
-            compile_mode = 'default' if fast else None
+        compile_mode = resolve_compile_mode(compile_mode, fast, weights.variant.name)
         if fold_bn is None:
             fold_bn = fast
         if layernorm is None:
