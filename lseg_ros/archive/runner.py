@@ -320,6 +320,16 @@ def check_gpus(resources: Dict, config: Dict) -> None:
                         'without a GPU, or start the cluster with its GPUs')
 
 
+def resolve_actors(resources: Dict, config: Dict) -> int:
+    """Return the number of model actors: ``num_actors``, or as many as the GPUs hold."""
+    if config.get('num_actors'):
+        return int(config['num_actors'])
+    wanted = float(config.get('gpus_per_actor') or 0.0)
+    if wanted <= 0:
+        return 1
+    return max(1, int(float(resources.get('GPU', 0.0)) / wanted + 1e-9))
+
+
 def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None,
               num_gpus: Optional[int] = None, object_store_mb: int = 0):
     """Connect to the Ray cluster at ``address`` or start a local one for this run."""
@@ -404,6 +414,7 @@ def run_archive(jobs: Sequence[Tuple[Path, Path]], config: Dict, overwrite: bool
             ray_info = {'ray': ray.__version__,
                         'cluster_resources': ray.cluster_resources()}
             check_gpus(ray_info['cluster_resources'], config)
+            config['num_actors'] = resolve_actors(ray_info['cluster_resources'], config)
             dataset = build_dataset(ray, [(n, s) for n, s, _ in todo], config)
             for batch in dataset.iter_batches(batch_size=None, batch_format='numpy',
                                               prefetch_batches=2):

@@ -174,6 +174,21 @@ def test_auto_device_on_a_machine_without_gpu_asks_for_no_gpu(monkeypatch):
     assert config['gpus_per_actor'] == 0.0
     check_gpus({'CPU': 2.0}, config)
     remote = config_from_args(build_parser().parse_args(base + ['--address', 'ray://h:10001']))
-    assert remote['gpus_per_actor'] == 1.0          # the cluster's GPUs, not this machine's
-    with pytest.raises(LsegError, match='asks for 1 GPU.*has 0'):
+    assert remote['gpus_per_actor'] == 0.5          # the cluster's GPUs, not this machine's
+    with pytest.raises(LsegError, match='asks for 0.5 GPU.*has 0'):
         check_gpus({'CPU': 2.0}, remote)
+
+
+def test_default_actors_fill_the_clusters_gpus_two_per_gpu():
+    from lseg_ros.archive.runner import resolve_actors
+    from lseg_ros.cli.segment_bags import build_parser, config_from_args
+    base = ['--input', 'x', '--output', 'y', '-t', '/camera/image_raw', '--labels', 'a',
+            '--checkpoint', 'c.ckpt', '--device', 'cuda']
+    config = config_from_args(build_parser().parse_args(base))
+    assert config['num_actors'] is None and config['gpus_per_actor'] == 0.5
+    assert resolve_actors({'GPU': 1.0}, config) == 2
+    assert resolve_actors({'GPU': 8.0}, config) == 16
+    assert resolve_actors({'GPU': 0.5}, config) == 1
+    assert resolve_actors({'GPU': 8.0}, dict(config, num_actors=3)) == 3
+    assert resolve_actors({'GPU': 8.0}, dict(config, gpus_per_actor=1.0)) == 8
+    assert resolve_actors({'CPU': 4.0}, dict(config, gpus_per_actor=0.0)) == 1
