@@ -101,8 +101,13 @@ class RosClient:
             self.node.destroy_client(client)
 
     def close(self) -> None:
-        """Stop spinning and shut this client's context down."""
+        """Stop spinning and shut this client's context down.
+
+        The spin thread is joined first, so the node (and its DDS participant) is destroyed
+        here and not by whichever thread drops the last reference to it.
+        """
         self.executor.shutdown()
+        self.thread.join(timeout=10.0)
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.context)
 
