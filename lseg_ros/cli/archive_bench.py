@@ -167,7 +167,8 @@ def main(args: argparse.Namespace) -> int:
             r'segmented (\d+) frame\(s\) of .* in ([\d.]+) s', out.stdout)]
         frames = sum(f for f, _ in runs)
         seconds = sum(s for _, s in runs)
-        # the first bag's time includes compiling the model (Inductor), the others' do not
+        # the first bag's time includes the warm-up (graph capture, compilation where the
+        # encoder is compiled), the others' do not
         later = runs[1:] or runs
         result['segment_bag'] = {'frames': frames, 'seconds': seconds, 'wall_s': round(wall, 2),
                                  'frames_per_s': round(frames / seconds, 2),
