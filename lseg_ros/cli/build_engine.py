@@ -4,9 +4,11 @@
 
 The precision follows the ONNX graph (strongly typed network): an fp16 ONNX
 (export_onnx --fp16) gives an fp16 engine, an fp32 ONNX a strict fp32 engine (TF32 off
-unless --tf32).  --precision fp16 on an fp32 ONNX uses BuilderFlag.FP16 where it still
-exists (TensorRT 10 only).  Shapes: --opt-shape alone gives a static engine for that
-size; add --min-shape/--max-shape for a range.  Shapes are HxW for the image input, or
+unless --tf32), and an INT8 or FP8 Q/DQ ONNX (export_onnx --int8/--fp8) an explicitly
+quantised engine whose other layers run in the graph's float type.  --precision fp16 on an
+fp32 ONNX uses BuilderFlag.FP16 where it still exists (TensorRT 10 only).  Shapes:
+--opt-shape alone gives a static engine for that size; add --min-shape/--max-shape for a
+range.  Shapes are HxW for the image input, or
 name:D1xD2x... for any input.  The engine's identity is written to <output>.json; an
 up-to-date engine is not rebuilt unless --force.
 
@@ -94,9 +96,11 @@ def main(args: argparse.Namespace) -> int:
     identity = result.metadata['identity']
     state = f'built in {result.seconds:.1f} s' if result.built else 'up to date, not rebuilt'
     print(f'{result.engine}: {state} ({result.metadata["engine_bytes"] / 1e6:.1f} MB)')
+    quantized = result.metadata.get('onnx_quantization')
     print(f'  {identity["trt_module"]} {identity["trt_version"]}, precision '
           f'{identity["precision"]} ({"strongly" if identity["strongly_typed"] else "weakly"} '
-          f'typed), gpu {identity["gpu"]}, rtx targets {identity["rtx_targets"]}')
+          f'typed{f", {quantized} Q/DQ" if quantized else ""}), gpu {identity["gpu"]}, '
+          f'rtx targets {identity["rtx_targets"]}')
     for name, profile in identity['profiles'].items():
         print(f'  profile {name}: min {profile["min"]} opt {profile["opt"]} max {profile["max"]}')
     print(f'  metadata: {result.engine}.json (cache key {result.metadata["cache_key"][:16]})')

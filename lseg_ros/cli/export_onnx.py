@@ -16,10 +16,12 @@ Examples:
       --fixed 480x640 --int8 --calibration frames/
 
 --int8 writes an fp32 export next to the output (<output>.fp32.onnx), then the INT8 Q/DQ graph
-(ONNX Runtime's static quantiser, symmetric, per-channel weights, calibrated on --calibration
-images or the bundled sample frames) that TensorRT builds as an explicitly quantised engine.
+(ONNX Runtime's static quantiser, symmetric, per-channel weights, float biases, calibrated on
+--calibration images or the bundled sample frames) that TensorRT builds as an explicitly
+quantised engine.  --fp8 writes the FP8 (E4M3, opset 19) Q/DQ graph with the same activation
+ranges and per-channel weight scales, for TensorRT on FP8 GPUs (Ada, Hopper, Blackwell).
 Measure what it costs with tools/fidelity.py --backend onnxruntime --onnx <output> before use:
-with the reference weights no INT8 variant passed (docs/benchmarks.md).
+with the reference weights no INT8 or FP8 variant passed (docs/benchmarks.md).
 """
 
 import argparse
@@ -48,26 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--check-size', metavar='HxW', action='append',
                         help='size checked in ONNX Runtime (repeatable; default: the traced '
                              'size and, when dynamic, a second size)')
-    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (17..20, default 17)')
+    parser.add_argument('--opset', type=int, default=None,
+                        help='ONNX opset (17..20; default 17, with --fp8 19)')
     parser.add_argument('--softmax-fp32', action=argparse.BooleanOptionalAction, default=True,
                         help='with --fp16: keep the attention softmax in float32 (default on)')
     parser.add_argument('--external-data', action=argparse.BooleanOptionalAction, default=None,
                         help='store weights in <output>.data (default: only above ~1.9 GB)')
     parser.add_argument('--no-check', action='store_true',
                         help='skip the ONNX Runtime comparison (the checker still runs)')
-    parser.add_argument('--int8', action='store_true',
-                        help='write an INT8 Q/DQ graph (for TensorRT explicit quantisation)')
+    quantise = parser.add_mutually_exclusive_group()
+    quantise.add_argument('--int8', action='store_true',
+                          help='write an INT8 Q/DQ graph (for TensorRT explicit quantisation)')
+    quantise.add_argument('--fp8', action='store_true',
+                          help='write an FP8 (E4M3) Q/DQ graph, opset 19 (TensorRT on FP8 GPUs: '
+                               'Ada, Hopper, Blackwell)')
     parser.add_argument('--calibration', metavar='DIR',
-                        help='with --int8: folder of calibration images (default: the bundled '
-                             'sample frames)')
+                        help='with --int8/--fp8: folder of calibration images (default: the '
+                             'bundled sample frames)')
     parser.add_argument('--calibration-frames', type=int, default=8, metavar='N',
-                        help='with --int8: at most N calibration images (default 8)')
+                        help='with --int8/--fp8: at most N calibration images (default 8)')
     parser.add_argument('--calibration-method', choices=('percentile', 'minmax'),
-                        default='percentile', help='with --int8 (default percentile)')
+                        default='percentile', help='with --int8/--fp8 (default percentile)')
     parser.add_argument('--keep', action='append', default=[], metavar='REGEX',
-                        help='with --int8: Conv/MatMul/Gemm nodes whose name matches stay in '
-                             'fp32 (repeatable; replaces the default: decoder, patch embedding, '
-                             'readout, MLP fc2; attention products always stay)')
+                        help='with --int8/--fp8: Conv/MatMul/Gemm nodes whose name matches stay '
+                             'in fp32 (repeatable; replaces the default: decoder, patch '
+                             'embedding, readout, MLP fc2; attention products always stay)')
     parser.add_argument('--report', metavar='FILE.json', help='write the export report here')
     add_verbose(parser)
     return parser
@@ -76,19 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     """Run the export."""
     from lseg_ros.core.model.checkpoint import load_weights
-    from lseg_ros.deploy.export import (ExportError, export_image_encoder, export_text_encoder,
-                                        parse_size)
+    from lseg_ros.deploy.export import (DEFAULT_OPSET, ExportError, export_image_encoder,
+                                        export_text_encoder, parse_size)
+    from lseg_ros.deploy.quantize import FP8_OPSET
     from lseg_ros.core.interrupts import write_text
 
     if args.text and (args.fp16 or args.fixed or args.trace_size or args.check_size):
         raise ExportError('--text takes no --fp16/--fixed/--trace-size/--check-size')
     if args.fixed and args.trace_size:
         raise ExportError('--fixed and --trace-size exclude each other')
-    if args.int8 and (args.text or args.fp16 or not args.fixed):
-        raise ExportError('--int8 quantises an fp32 image encoder at one size: give --fixed HxW '
-                          '(the calibration size) and neither --text nor --fp16')
-    if not args.int8 and (args.calibration or args.keep):
-        raise ExportError('--calibration and --keep go with --int8')
+    mode = 'int8' if args.int8 else 'fp8' if args.fp8 else None
+    if mode and (args.text or args.fp16 or not args.fixed):
+        raise ExportError(f'--{mode} quantises an fp32 image encoder at one size: give --fixed '
+                          'HxW (the calibration size) and neither --text nor --fp16')
+    if not mode and (args.calibration or args.keep):
+        raise ExportError('--calibration and --keep go with --int8 or --fp8')
+    if args.opset is None:
+        args.opset = FP8_OPSET if mode == 'fp8' else DEFAULT_OPSET
+    elif mode == 'fp8' and args.opset < FP8_OPSET:
+        raise ExportError(f'--fp8 needs --opset {FP8_OPSET} or higher (float8 Q/DQ)')
     weights = load_weights(args.checkpoint)
     if args.text:
         result = export_text_encoder(weights, args.output, opset=args.opset,
@@ -98,14 +111,14 @@ def main(args: argparse.Namespace) -> int:
             else None
         checks = [parse_size(s) for s in args.check_size] if args.check_size else None
         result = export_image_encoder(
-            weights, args.output + '.fp32.onnx' if args.int8 else args.output,
+            weights, args.output + '.fp32.onnx' if mode else args.output,
             precision='fp16' if args.fp16 else 'fp32',
             dynamic=not args.fixed, size=size, check_sizes=checks, opset=args.opset,
             softmax_fp32=args.softmax_fp32, external_data=args.external_data,
             check=not args.no_check)
     report = result.as_dict()
-    if args.int8:
-        report['int8'] = quantize(args, weights, result.path, size)
+    if mode:
+        report[mode] = quantize(args, weights, result.path, size, mode)
     if args.report:
         write_text(args.report, json.dumps(report, indent=2) + '\n')
     shape = 'x'.join(str(d) for d in result.input_shape)
@@ -119,17 +132,17 @@ def main(args: argparse.Namespace) -> int:
               f'{check["max_abs"]:.2e} -> {"ok" if check["passed"] else "FAIL"}')
     if not result.checks:
         print('  ONNX Runtime comparison skipped (--no-check)')
-    if args.int8:
-        q = report['int8']
-        print(f'wrote {q["output"]}: INT8 Q/DQ, {q["quantize_nodes"]} QuantizeLinear nodes, '
-              f'{q["kept_count"]} of {q["candidates"]} Conv/MatMul/Gemm kept in fp32, calibrated '
-              f'on {q["calibration_frames"]} frames ({q["calibration"]}); check it with '
-              f'tools/fidelity.py --backend onnxruntime --onnx {q["output"]}')
+    if mode:
+        q = report[mode]
+        print(f'wrote {q["output"]}: {mode.upper()} Q/DQ, {q["quantize_nodes"]} QuantizeLinear '
+              f'nodes, {q["kept_count"]} of {q["candidates"]} Conv/MatMul/Gemm kept in '
+              f'fp32, calibrated on {q["calibration_frames"]} frames ({q["calibration"]}); '
+              f'check it with tools/fidelity.py --backend onnxruntime --onnx {q["output"]}')
     return 0
 
 
-def quantize(args: argparse.Namespace, weights, fp32_path: str, size) -> dict:
-    """Calibrate and write the INT8 Q/DQ graph of ``fp32_path`` to ``args.output``."""
+def quantize(args: argparse.Namespace, weights, fp32_path: str, size, mode: str) -> dict:
+    """Calibrate and write the ``mode`` (int8, fp8) Q/DQ graph of ``fp32_path``."""
     from lseg_ros.deploy.quantize import quantize_image_encoder
     if args.calibration:
         from lseg_ros.formats.image_codec import read_image_folder
@@ -139,7 +152,7 @@ def quantize(args: argparse.Namespace, weights, fp32_path: str, size) -> dict:
         images = list(sample_frames(max(1, args.calibration_frames), *size))
     from lseg_ros.deploy.quantize import DEFAULT_KEEP
     return quantize_image_encoder(fp32_path, args.output, images, size, weights.variant,
-                                  keep=args.keep or DEFAULT_KEEP,
+                                  mode=mode, keep=args.keep or DEFAULT_KEEP,
                                   calibration=args.calibration_method)
 
 

@@ -14,7 +14,7 @@ from another thread at any time.
 from dataclasses import dataclass, field, replace
 import logging
 import threading
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -276,7 +276,6 @@ class LsegPipeline:
         """Segment one (H, W, 3) uint8 RGB image with the current (or given) labels."""
         return self.segment_batch([rgb], request, label_set)[0]
 
-    @torch.inference_mode()
     def segment_batch(self, images: Sequence[np.ndarray], request: OutputRequest = OutputRequest(),
                       label_set: Optional[LabelSet] = None,
                       pad_to: Optional[int] = None) -> List[SegmentationResult]:
@@ -285,13 +284,27 @@ class LsegPipeline:
         All images use the same label set (one snapshot).  Chunks are at most the backend's
         ``max_batch`` (an engine or ONNX file with a fixed batch of one runs them one by one).
         Each result equals :meth:`segment` of that image up to the numerics of a batched
-        matrix product; ``timings`` are those of the whole call (``batch`` gives its size).
+        matrix product; ``timings`` are those of its call (``batch`` gives its size;
+        ``postprocess`` ends when that image's outputs are ready).
         ``request.similarity`` uses one snapshot of the query too (nothing without one).
         ``pad_to``: see :meth:`batch_shape` (padding frames are computed and dropped).
         """
+        return list(self.iter_segment_batch(images, request, label_set, pad_to))
+
+    @torch.inference_mode()
+    def iter_segment_batch(self, images: Sequence[np.ndarray],
+                           request: OutputRequest = OutputRequest(),
+                           label_set: Optional[LabelSet] = None,
+                           pad_to: Optional[int] = None) -> Iterator[SegmentationResult]:
+        """Yield the results of :meth:`segment_batch` one by one, each as soon as it is ready.
+
+        The first frame of a batch can be published while the next ones are copied from
+        the GPU (several cameras).  Consume the iterator before the next call of the
+        pipeline: the features of a chunk live in the backend's output buffer.
+        """
         images = list(images)
         if not images:
-            return []
+            return
         for rgb in images:
             check_rgb(rgb)
         shapes = sorted({tuple(rgb.shape[:2]) for rgb in images})
@@ -301,15 +314,13 @@ class LsegPipeline:
         label_set = label_set or self.labels
         query = self._query if request.similarity else None
         step = self.backend.max_batch or len(images)
-        results: List[SegmentationResult] = []
         for start in range(0, len(images), step):
-            results.extend(self._segment_chunk(images[start:start + step], request, label_set,
-                                               query, pad_to))
-        return results
+            yield from self._segment_chunk(images[start:start + step], request, label_set,
+                                           query, pad_to)
 
     def _segment_chunk(self, images: List[np.ndarray], request: OutputRequest,
                        label_set: LabelSet, query: Optional[QueryEmbedding],
-                       pad_to: Optional[int] = None) -> List[SegmentationResult]:
+                       pad_to: Optional[int] = None) -> Iterator[SegmentationResult]:
         geometry = self.geometry(images[0].shape[0], images[0].shape[1])
         timer = StageTimer(self.device)
         batch = self._upload(images)
@@ -328,7 +339,6 @@ class LsegPipeline:
             similarity = similarity_at_input(features, query.embedding)
         timer.mark('head')
         small = torch.uint8 if label_set.mask_dtype is np.uint8 else torch.int32
-        results = []
         for i, (index, confidence) in enumerate(reduced):
             mask = index.to(small).cpu().numpy().astype(label_set.mask_dtype, copy=False)
             result = SegmentationResult(mask=mask, label_set=label_set, geometry=geometry)
@@ -348,13 +358,9 @@ class LsegPipeline:
             if request.raw:
                 result.image_features = features[i:i + 1].float().cpu().numpy()
                 result.logits = logits[i:i + 1].float().cpu().numpy()
-            results.append(result)
-        timer.mark('postprocess')
-        timings = timer.result()
-        timings['batch'] = float(len(images))
-        for result in results:
-            result.timings = dict(timings)
-        return results
+            result.timings = timer.lap('postprocess')
+            result.timings['batch'] = float(len(images))
+            yield result
 
     def _upload(self, images: List[np.ndarray]) -> torch.Tensor:
         """Return the images as one (B, H, W, 3) uint8 tensor on the device.

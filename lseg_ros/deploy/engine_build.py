@@ -290,7 +290,7 @@ def build_engine(onnx: str, engine: str, options: Optional[BuildOptions] = None,
     ``trt``: an imported TensorRT module (default: :func:`import_tensorrt` of ``module``).
     Returns a :class:`BuildResult`; raises :class:`EngineBuildError` on failure.
     """
-    from lseg_ros.core.backends.artifacts import onnx_graph_precision
+    from lseg_ros.core.backends.artifacts import onnx_graph_precision, onnx_quantization
 
     options = options or BuildOptions()
     onnx = os.fspath(onnx)
@@ -374,6 +374,7 @@ def build_engine(onnx: str, engine: str, options: Optional[BuildOptions] = None,
         'identity': identity,
         'onnx': os.path.abspath(onnx),
         'onnx_graph_precision': graph_precision,
+        'onnx_quantization': onnx_quantization(onnx),
         'io': io,
         'engine_bytes': len(data),
         'engine_sha256': hashlib.sha256(data).hexdigest(),

@@ -397,17 +397,23 @@ class LsegRuntime:
                             camera.request(self.settings, query)))
         for group in size_groups([d[3] for d in decoded]):
             items = [decoded[i] for i in group]
+            # Each frame is published as soon as its outputs are ready (the first camera of
+            # a batch does not wait for the others' copies and publishes).
+            results = self.pipeline.iter_segment_batch(
+                [d[3] for d in items], OutputRequest.union([d[5] for d in items]))
             try:
-                results = self.pipeline.segment_batch(
-                    [d[3] for d in items], OutputRequest.union([d[5] for d in items]))
-            except Exception as error:  # noqa: B902 - the next frames may work
-                for item in items:
-                    self._on_frame_error(item[0], error)
-                continue
-            for (camera, msg, received, rgb, convert_ms, request), result in zip(items,
-                                                                                 results):
-                camera.publish(msg, rgb, request.keep(result), request, self.settings,
-                               convert_ms, received)
+                for index, (camera, msg, received, rgb, convert_ms, request) in \
+                        enumerate(items):
+                    try:
+                        result = next(results)
+                    except Exception as error:  # noqa: B902 - the next frames may work
+                        for item in items[index:]:
+                            self._on_frame_error(item[0], error)
+                        break
+                    camera.publish(msg, rgb, request.keep(result), request, self.settings,
+                                   convert_ms, received)
+            finally:
+                results.close()
 
     # ----------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:

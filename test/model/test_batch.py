@@ -32,6 +32,24 @@ def test_segment_batch_equals_segment_frame_by_frame(rn_pipeline):
     assert not np.array_equal(batched[0].image_features, batched[1].image_features)
 
 
+def test_iter_segment_batch_gives_each_result_when_it_is_ready(rn_pipeline, encoder_batches):
+    images = frames(3, 64, 64)
+    results = rn_pipeline.iter_segment_batch(images, OutputRequest(confidence=True))
+    first = next(results)                       # before the other frames' outputs exist
+    assert encoder_batches == [3]                # one encoder call for the three
+    rest = list(results)
+    assert encoder_batches == [3]
+    every = [first] + rest
+    for image, result in zip(images, every):
+        assert np.array_equal(result.mask, rn_pipeline.segment(image).mask)
+    # the shared stages are the batch's; postprocess ends when each frame is ready
+    for name in ('preprocess', 'encoder', 'head', 'batch'):
+        assert len({r.timings[name] for r in every}) == 1
+    ends = [r.timings['postprocess'] for r in every]
+    assert ends == sorted(ends) and len(set(ends)) == 3
+    assert [r.timings['total'] for r in every] == sorted(r.timings['total'] for r in every)
+
+
 @pytest.fixture
 def encoder_batches(rn_pipeline, monkeypatch):
     """Record the batch size of every encoder call of ``rn_pipeline``."""

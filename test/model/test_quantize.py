@@ -1,20 +1,30 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""export_onnx --int8: a calibrated Q/DQ graph that ONNX Runtime runs (ResNet101, CPU)."""
+"""export_onnx --int8/--fp8: calibrated Q/DQ graphs that ONNX Runtime runs and TensorRT builds.
 
+ResNet101 at small sizes on the CPU.  The TensorRT-RTX builder (a test requirement) builds
+engines without a GPU, so CI proves the graphs parse and build as explicitly quantised
+networks; the engines cannot run here.
+"""
+
+import importlib.util
 import json
 from pathlib import Path
 import subprocess
 import sys
 
 import cv2
+import numpy as np
 import onnx
+from onnx import numpy_helper, TensorProto
 import pytest
 
-from lseg_ros.core.samples import sample_frame
+from lseg_ros.core.backends.artifacts import onnx_quantization
+from lseg_ros.core.model.checkpoint import load_weights
+from lseg_ros.core.samples import sample_frame, sample_frames
 from lseg_ros.deploy.fidelity import run_fidelity
-from lseg_ros.deploy.quantize import (DEFAULT_KEEP, nodes_to_keep, quantize_image_encoder,
-                                      QuantizeError)
+from lseg_ros.deploy.quantize import (DEFAULT_KEEP, FP8_MAX, model_opset, nodes_to_keep,
+                                      quantize_image_encoder, QuantizeError)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,3 +101,125 @@ def test_attention_products_are_kept():
     assert nodes_to_keep(model, []) == ['/blocks.0/attn/MatMul']
     assert nodes_to_keep(model, [], attention=False) == []
     assert nodes_to_keep(model, ['fc1']) == ['/blocks.0/attn/MatMul', '/blocks.0/mlp/fc1/MatMul']
+
+
+def test_default_keep_names_the_exported_vit_layers():
+    """The patterns match the node names of the ViT-L/16 export (taken from one)."""
+    names = ['/pretrained/model/proj/Conv', '/pretrained/model/blocks.0/attn/qkv/MatMul',
+             '/pretrained/model/blocks.0/attn/proj/MatMul',
+             '/pretrained/model/blocks.0/mlp/fc1/MatMul',
+             '/pretrained/model/blocks.0/mlp/fc2/MatMul',
+             '/pretrained/act_postprocess1/act_postprocess1.3/Conv', '/scratch/head1/Conv']
+    weight = onnx.helper.make_tensor('w', TensorProto.FLOAT, (4, 4), np.ones(16).tolist())
+    nodes = [onnx.helper.make_node('MatMul', ['x', 'w'], [f'y{i}'], name=name)
+             for i, name in enumerate(names)]
+    graph = onnx.helper.make_graph(
+        nodes, 'g', [onnx.helper.make_tensor_value_info('x', TensorProto.FLOAT, (4, 4))],
+        [onnx.helper.make_tensor_value_info('y0', TensorProto.FLOAT, (4, 4))], [weight])
+    kept = nodes_to_keep(onnx.helper.make_model(graph), DEFAULT_KEEP)
+    assert kept == sorted(['/pretrained/model/proj/Conv',           # the patch embedding
+                           '/pretrained/model/blocks.0/mlp/fc2/MatMul',
+                           '/pretrained/act_postprocess1/act_postprocess1.3/Conv',
+                           '/scratch/head1/Conv'])
+
+
+@pytest.fixture(scope='module')
+def rn_qdq(rn_checkpoint, tmp_path_factory):
+    """ResNet101 at 64x96: the fp32 export (opset 19) and its INT8 and FP8 Q/DQ graphs."""
+    from lseg_ros.deploy.export import export_image_encoder
+    folder = tmp_path_factory.mktemp('qdq')
+    weights = load_weights(rn_checkpoint)
+    fp32 = export_image_encoder(weights, str(folder / 'rn.onnx'), dynamic=False,
+                                size=(64, 96), opset=19, check=False).path
+    frames = list(sample_frames(2, 64, 96))
+    paths = {'fp32': fp32}
+    for mode in ('int8', 'fp8'):
+        paths[mode] = str(folder / f'rn_{mode}.onnx')
+        quantize_image_encoder(fp32, paths[mode], frames, (64, 96), weights.variant,
+                               mode=mode)
+    return weights, paths
+
+
+def dequantize_inputs(model):
+    """Return the types of the quantised tensors of every DequantizeLinear."""
+    types = {init.name: init.data_type for init in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    found = set()
+    for node in model.graph.node:
+        if node.op_type == 'DequantizeLinear':
+            source = node.input[0]
+            found.add(types[source] if source in types else
+                      types[producers[source].input[2]])      # a QuantizeLinear's zero point
+    return found
+
+
+def test_qdq_graphs_have_float_biases_and_one_quantised_type(rn_qdq):
+    """No int32 DequantizeLinear: TensorRT refuses one (ONNX Runtime's default for biases)."""
+    _, paths = rn_qdq
+    int8 = onnx.load(paths['int8'])
+    assert dequantize_inputs(int8) == {TensorProto.INT8}
+    assert onnx_quantization(paths['int8']) == 'int8'
+    assert onnx_quantization(paths['fp32']) == ''
+
+
+def test_fp8_graph_quantises_weights_per_channel_and_runs_in_onnx_runtime(rn_qdq):
+    weights, paths = rn_qdq
+    model = onnx.load(paths['fp8'])
+    onnx.checker.check_model(model)
+    assert model_opset(model) == 19 and onnx_quantization(paths['fp8']) == 'fp8'
+    assert dequantize_inputs(model) == {TensorProto.FLOAT8E4M3FN}
+    # every weight within one float8 step of its fp32 value (scale max|w| / 448 per channel)
+    floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(paths['fp32']).graph.initializer}
+    inits = {i.name: i for i in model.graph.initializer}
+    checked = 0
+    for node in model.graph.node:
+        if node.op_type != 'DequantizeLinear' or node.input[0] not in inits:
+            continue
+        quantised = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+        scale = numpy_helper.to_array(inits[node.input[1]])
+        assert np.abs(quantised).max() <= FP8_MAX
+        original = floats[node.input[0][:-len('_quantized')]]
+        shape = [-1] + [1] * (original.ndim - 1)       # Conv weights: per output channel
+        restored = quantised * scale.reshape(shape)
+        peak = np.abs(original).reshape(original.shape[0], -1).max(axis=1).reshape(shape)
+        assert np.all(np.abs(restored - original) <= peak / 16 + 1e-12)
+        checked += 1
+    assert checked > 80
+    # ONNX Runtime runs it through the backend (its graph optimisations off: with them the
+    # float8 graph computes a mean cosine of 0.47 to fp32)
+    fidelity = run_fidelity(weights, 'onnxruntime', 'auto', [(64, 96)], 'cpu',
+                            onnx=paths['fp8'])
+    metrics = fidelity['cases'][0]['metrics']
+    assert 0.98 < metrics['mean_cosine'] < 0.99999
+    assert fidelity['backend']['quantization'] == 'fp8 Q/DQ'
+
+
+def test_fp8_needs_opset_19(rn_qdq, tmp_path):
+    weights, paths = rn_qdq
+    fp32_17 = str(tmp_path / 'rn17.onnx')
+    model = onnx.load(paths['fp32'])
+    model.opset_import[0].version = 17
+    onnx.save(model, fp32_17)
+    with pytest.raises(QuantizeError, match='opset 19'):
+        quantize_image_encoder(fp32_17, str(tmp_path / 'q.onnx'), [sample_frame(0, 64, 96)],
+                               (64, 96), weights.variant, mode='fp8')
+    assert not (tmp_path / 'q.onnx').exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec('tensorrt_rtx') is None,
+                    reason='tensorrt_rtx is not installed (requirements-test.txt has it)')
+@pytest.mark.parametrize('mode', ['int8', 'fp8'])
+def test_tensorrt_rtx_builds_the_qdq_graphs(rn_qdq, mode, tmp_path):
+    from lseg_ros.core.backends.artifacts import import_tensorrt
+    from lseg_ros.deploy.engine_build import build_engine, BuildOptions
+    _, paths = rn_qdq
+    engine = str(tmp_path / f'rn_{mode}.engine')
+    result = build_engine(paths[mode], engine, BuildOptions(opt_shapes={'': '64x96'}),
+                          trt=import_tensorrt('tensorrt_rtx'))
+    assert result.built and result.metadata['onnx_quantization'] == mode
+    assert result.metadata['identity']['strongly_typed']
+    # INT8/FP8 weights: the engine is about half the fp32 one (the decoder stays fp32)
+    fp32 = build_engine(paths['fp32'], str(tmp_path / 'rn.engine'),
+                        BuildOptions(opt_shapes={'': '64x96'}),
+                        trt=import_tensorrt('tensorrt_rtx'))
+    assert result.metadata['engine_bytes'] < 0.7 * fp32.metadata['engine_bytes']

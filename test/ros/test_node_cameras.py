@@ -119,6 +119,9 @@ def test_same_size_frames_are_batched_and_keep_their_headers(node, client):
             return infos if len(infos) == 2 and all(together) else None
         infos = client.wait_for(batched, 30, poll=0.0)
         assert {r['frame_id'] for r in infos} == {'front_optical', 'side_optical'}
+        # each frame is published when its own outputs are ready, the first one before the
+        # second's: their postprocess stages end at different times
+        assert len({r['stages_ms']['postprocess'] for r in infos}) == 2
     finally:
         assert client.set_parameters(NODE, batch_window_ms=0.0)[0].successful
     # no batching: one frame per call

@@ -37,6 +37,24 @@ def onnx_graph_precision(path: str) -> str:
     return 'fp32'
 
 
+def onnx_quantization(path: str) -> str:
+    """Return ``'int8'``, ``'fp8'`` (``'fp8+int8'`` for both) for a Q/DQ graph, else ``''``.
+
+    The kind is the type of the zero points of its QuantizeLinear/DequantizeLinear nodes.
+    """
+    import onnx
+
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    types = {init.name: init.data_type for init in model.graph.initializer}
+    names = {onnx.TensorProto.INT8: 'int8', onnx.TensorProto.UINT8: 'int8',
+             onnx.TensorProto.FLOAT8E4M3FN: 'fp8'}
+    # without a zero point the quantised type is uint8
+    kinds = {names.get(types.get(node.input[2]), 'int8') if len(node.input) > 2 else 'int8'
+             for node in model.graph.node
+             if node.op_type in ('QuantizeLinear', 'DequantizeLinear')}
+    return '+'.join(sorted(kinds))
+
+
 #: Python modules that provide the TensorRT API, in the order they are tried.
 TRT_MODULES = ('tensorrt', 'tensorrt_rtx')
 

@@ -310,6 +310,8 @@ class TensorRTBackend(EncoderBackend):
                     trt_version=str(getattr(self.trt, '__version__', '?')),
                     profile=f'{low} / {opt} / {high}', cuda_graph=self.graph_mode,
                     onnx_sha256=str(identity.get('onnx_sha256', ''))[:12])
+        if self.metadata.get('onnx_quantization'):
+            info['quantization'] = f'{self.metadata["onnx_quantization"]} Q/DQ'
         return info
 
     def close(self) -> None:
