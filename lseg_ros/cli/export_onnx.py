@@ -93,16 +93,20 @@ def main(args: argparse.Namespace) -> int:
     if args.fixed and args.trace_size:
         raise ExportError('--fixed and --trace-size exclude each other')
     mode = 'int8' if args.int8 else 'fp8' if args.fp8 else None
-    if mode and (args.text or args.fp16 or not args.fixed):
-        raise ExportError(f'--{mode} quantises an fp32 image encoder at one size: give --fixed '
-                          'HxW (the calibration size) and neither --text nor --fp16')
+    if mode and (args.text or not args.fixed):
+        raise ExportError(f'--{mode} quantises the image encoder at one size: give --fixed HxW '
+                          '(the calibration size) and no --text')
     if not mode and (args.calibration or args.keep):
         raise ExportError('--calibration and --keep go with --int8 or --fp8')
+    # float8, and Q/DQ of float16 tensors, need QuantizeLinear-19
+    needs = FP8_OPSET if mode == 'fp8' or (mode and args.fp16) else None
     if args.opset is None:
-        args.opset = FP8_OPSET if mode == 'fp8' else DEFAULT_OPSET
-    elif mode == 'fp8' and args.opset < FP8_OPSET:
-        raise ExportError(f'--fp8 needs --opset {FP8_OPSET} or higher (float8 Q/DQ)')
+        args.opset = needs or DEFAULT_OPSET
+    elif needs and args.opset < needs:
+        raise ExportError(f'--{mode}{" --fp16" if args.fp16 else ""} needs --opset {needs} or '
+                          'higher (QuantizeLinear of float8 or float16)')
     weights = load_weights(args.checkpoint)
+    base = None
     if args.text:
         result = export_text_encoder(weights, args.output, opset=args.opset,
                                      check=not args.no_check)
@@ -110,15 +114,22 @@ def main(args: argparse.Namespace) -> int:
         size = parse_size(args.fixed or args.trace_size) if (args.fixed or args.trace_size) \
             else None
         checks = [parse_size(s) for s in args.check_size] if args.check_size else None
-        result = export_image_encoder(
-            weights, args.output + '.fp32.onnx' if mode else args.output,
-            precision='fp16' if args.fp16 else 'fp32',
-            dynamic=not args.fixed, size=size, check_sizes=checks, opset=args.opset,
-            softmax_fp32=args.softmax_fp32, external_data=args.external_data,
-            check=not args.no_check)
+
+        def export(path, precision):
+            return export_image_encoder(
+                weights, path, precision=precision, dynamic=not args.fixed, size=size,
+                check_sizes=checks, opset=args.opset, softmax_fp32=args.softmax_fp32,
+                external_data=args.external_data, check=not args.no_check)
+        # quantised: the fp32 export is calibrated; the Q/DQ go into it or the fp16 export
+        result = export(args.output + '.fp32.onnx' if mode else args.output,
+                        'fp16' if args.fp16 and not mode else 'fp32')
+        base = export(args.output + '.fp16.onnx', 'fp16') if mode and args.fp16 else None
     report = result.as_dict()
+    if base is not None:
+        report['float16_base'] = base.as_dict()
     if mode:
-        report[mode] = quantize(args, weights, result.path, size, mode)
+        report[mode] = quantize(args, weights, result.path, size, mode,
+                                base.path if base is not None else None)
     if args.report:
         write_text(args.report, json.dumps(report, indent=2) + '\n')
     shape = 'x'.join(str(d) for d in result.input_shape)
@@ -134,15 +145,17 @@ def main(args: argparse.Namespace) -> int:
         print('  ONNX Runtime comparison skipped (--no-check)')
     if mode:
         q = report[mode]
-        print(f'wrote {q["output"]}: {mode.upper()} Q/DQ, {q["quantize_nodes"]} QuantizeLinear '
-              f'nodes, {q["kept_count"]} of {q["candidates"]} Conv/MatMul/Gemm kept in '
-              f'fp32, calibrated on {q["calibration_frames"]} frames ({q["calibration"]}); '
-              f'check it with tools/fidelity.py --backend onnxruntime --onnx {q["output"]}')
+        print(f'wrote {q["output"]}: {mode.upper()} Q/DQ over {q["float_type"]}, '
+              f'{q["quantize_nodes"]} QuantizeLinear nodes, {q["kept_count"]} of '
+              f'{q["candidates"]} Conv/MatMul/Gemm kept in {q["float_type"]}, calibrated on '
+              f'{q["calibration_frames"]} frames ({q["calibration"]}); check it with '
+              f'tools/fidelity.py --backend onnxruntime --onnx {q["output"]}')
     return 0
 
 
-def quantize(args: argparse.Namespace, weights, fp32_path: str, size, mode: str) -> dict:
-    """Calibrate and write the ``mode`` (int8, fp8) Q/DQ graph of ``fp32_path``."""
+def quantize(args: argparse.Namespace, weights, fp32_path: str, size, mode: str,
+             float16_base=None) -> dict:
+    """Calibrate ``fp32_path`` and write the ``mode`` (int8, fp8) Q/DQ graph."""
     from lseg_ros.deploy.quantize import quantize_image_encoder
     if args.calibration:
         from lseg_ros.formats.image_codec import read_image_folder
@@ -153,7 +166,8 @@ def quantize(args: argparse.Namespace, weights, fp32_path: str, size, mode: str)
     from lseg_ros.deploy.quantize import DEFAULT_KEEP
     return quantize_image_encoder(fp32_path, args.output, images, size, weights.variant,
                                   mode=mode, keep=args.keep or DEFAULT_KEEP,
-                                  calibration=args.calibration_method)
+                                  calibration=args.calibration_method,
+                                  float16_base=float16_base)
 
 
 def entry(argv=None) -> int:

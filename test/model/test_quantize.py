@@ -23,8 +23,9 @@ from lseg_ros.core.backends.artifacts import onnx_quantization
 from lseg_ros.core.model.checkpoint import load_weights
 from lseg_ros.core.samples import sample_frame, sample_frames
 from lseg_ros.deploy.fidelity import run_fidelity
-from lseg_ros.deploy.quantize import (DEFAULT_KEEP, FP8_MAX, model_opset, nodes_to_keep,
-                                      quantize_image_encoder, QuantizeError)
+from lseg_ros.deploy.quantize import (calibrate, DEFAULT_KEEP, FP8_MAX, model_opset,
+                                      nodes_to_keep, QUANTISABLE, quantize_image_encoder,
+                                      QuantizeError)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +74,8 @@ def test_int8_export_calibrates_keeps_and_runs(rn_checkpoint, tmp_path):
     assert '/scratch/head1/Conv' in kept and '/scratch/refinenet1/out_conv/Conv' in kept
     assert not any(name.startswith('/pretrained/') for name in kept)
     # bad combinations are refused
-    for bad in (['--int8'], ['--fixed', '64x64', '--int8', '--fp16'],
+    for bad in (['--int8'], ['--fixed', '64x64', '--int8', '--fp16', '--opset', '17'],
+                ['--fixed', '64x64', '--fp8', '--opset', '18'],
                 ['--fixed', '64x64', '--keep', 'head1']):
         out = export_onnx(['--checkpoint', rn_checkpoint, '--output', 'x.onnx'] + bad, tmp_path)
         assert out.returncode != 0 and 'error' in out.stderr, bad
@@ -125,18 +127,24 @@ def test_default_keep_names_the_exported_vit_layers():
 
 @pytest.fixture(scope='module')
 def rn_qdq(rn_checkpoint, tmp_path_factory):
-    """ResNet101 at 64x96: the fp32 export (opset 19) and its INT8 and FP8 Q/DQ graphs."""
+    """ResNet101 at 64x96: fp32 and fp16 exports (opset 19), Q/DQ graphs over each.
+
+    One calibration serves every graph (``int8``, ``fp8``: over fp32; ``int8_fp16``,
+    ``fp8_fp16``: over fp16).
+    """
     from lseg_ros.deploy.export import export_image_encoder
     folder = tmp_path_factory.mktemp('qdq')
     weights = load_weights(rn_checkpoint)
-    fp32 = export_image_encoder(weights, str(folder / 'rn.onnx'), dynamic=False,
-                                size=(64, 96), opset=19, check=False).path
-    frames = list(sample_frames(2, 64, 96))
-    paths = {'fp32': fp32}
+    paths = {precision: export_image_encoder(
+        weights, str(folder / f'rn_{precision}.onnx'), precision=precision, dynamic=False,
+        size=(64, 96), opset=19, check=False).path for precision in ('fp32', 'fp16')}
+    plan = calibrate(paths['fp32'], list(sample_frames(2, 64, 96)), (64, 96), weights.variant)
     for mode in ('int8', 'fp8'):
-        paths[mode] = str(folder / f'rn_{mode}.onnx')
-        quantize_image_encoder(fp32, paths[mode], frames, (64, 96), weights.variant,
-                               mode=mode)
+        for base in ('', '_fp16'):
+            paths[mode + base] = str(folder / f'rn_{mode}{base}.onnx')
+            quantize_image_encoder(paths['fp32'], paths[mode + base], [], (64, 96),
+                                   weights.variant, mode=mode, plan=plan,
+                                   float16_base=paths['fp16'] if base else None)
     return weights, paths
 
 
@@ -160,6 +168,49 @@ def test_qdq_graphs_have_float_biases_and_one_quantised_type(rn_qdq):
     assert dequantize_inputs(int8) == {TensorProto.INT8}
     assert onnx_quantization(paths['int8']) == 'int8'
     assert onnx_quantization(paths['fp32']) == ''
+
+
+@pytest.mark.parametrize('name', ['int8', 'fp8', 'int8_fp16'])
+def test_qdq_sit_on_the_inputs_of_the_quantised_layers_only(rn_qdq, name):
+    """Placement as TensorRT recommends it (ONNX Runtime also quantises outputs and adds)."""
+    _, paths = rn_qdq
+    model = onnx.load(paths[name])
+    consumers = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, []).append(node)
+    quantised = 0
+    for node in model.graph.node:
+        if node.op_type == 'QuantizeLinear':
+            (dq,) = consumers[node.output[0]]
+            assert dq.op_type == 'DequantizeLinear'
+            assert {c.op_type for c in consumers[dq.output[0]]} <= set(QUANTISABLE), node.name
+            quantised += 1
+    assert quantised > 80
+    # weights: one DequantizeLinear each, straight into its layer
+    weight_dqs = [n for n in model.graph.node if n.op_type == 'DequantizeLinear'
+                  and n.input[0] in {i.name for i in model.graph.initializer}]
+    assert len(weight_dqs) == 127 - 23                 # every layer but the kept decoder
+
+
+def test_the_float16_base_keeps_every_other_layer_in_fp16(rn_qdq):
+    from lseg_ros.core.backends.artifacts import onnx_graph_precision
+    weights, paths = rn_qdq
+    model = onnx.load(paths['int8_fp16'])
+    onnx.checker.check_model(model)
+    assert onnx_graph_precision(paths['int8_fp16']) == 'fp16'
+    inits = {i.name: i for i in model.graph.initializer}
+    head = next(n for n in model.graph.node if n.name.endswith('/scratch/head1/Conv'))
+    assert inits[head.input[1]].data_type == TensorProto.FLOAT16      # kept: fp16 weights
+    scales = [inits[n.input[1]].data_type for n in model.graph.node
+              if n.op_type in ('QuantizeLinear', 'DequantizeLinear')]
+    assert set(scales) == {TensorProto.FLOAT16}
+    assert not any(i.data_type == TensorProto.FLOAT and i.dims for i in model.graph.initializer
+                   if i.name in {n.input[1] for n in model.graph.node if n.op_type == 'Conv'})
+    for name in ('int8_fp16', 'fp8_fp16'):
+        metrics = run_fidelity(weights, 'onnxruntime', 'auto', [(64, 96)], 'cpu',
+                               onnx=paths[name])['cases'][0]['metrics']
+        assert 0.98 < metrics['mean_cosine'] < 0.99999, name
 
 
 def test_fp8_graph_quantises_weights_per_channel_and_runs_in_onnx_runtime(rn_qdq):
@@ -206,20 +257,40 @@ def test_fp8_needs_opset_19(rn_qdq, tmp_path):
     assert not (tmp_path / 'q.onnx').exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec('tensorrt_rtx') is None,
-                    reason='tensorrt_rtx is not installed (requirements-test.txt has it)')
-@pytest.mark.parametrize('mode', ['int8', 'fp8'])
-def test_tensorrt_rtx_builds_the_qdq_graphs(rn_qdq, mode, tmp_path):
+@pytest.fixture(scope='module')
+def rtx_engines(rn_qdq, tmp_path_factory):
+    """Build every graph of :func:`rn_qdq` with TensorRT-RTX (ahead of time, no GPU)."""
+    if importlib.util.find_spec('tensorrt_rtx') is None:
+        pytest.skip('tensorrt_rtx is not installed (requirements-test.txt has it)')
     from lseg_ros.core.backends.artifacts import import_tensorrt
     from lseg_ros.deploy.engine_build import build_engine, BuildOptions
-    _, paths = rn_qdq
-    engine = str(tmp_path / f'rn_{mode}.engine')
-    result = build_engine(paths[mode], engine, BuildOptions(opt_shapes={'': '64x96'}),
-                          trt=import_tensorrt('tensorrt_rtx'))
-    assert result.built and result.metadata['onnx_quantization'] == mode
-    assert result.metadata['identity']['strongly_typed']
-    # INT8/FP8 weights: the engine is about half the fp32 one (the decoder stays fp32)
-    fp32 = build_engine(paths['fp32'], str(tmp_path / 'rn.engine'),
-                        BuildOptions(opt_shapes={'': '64x96'}),
-                        trt=import_tensorrt('tensorrt_rtx'))
-    assert result.metadata['engine_bytes'] < 0.7 * fp32.metadata['engine_bytes']
+    folder = tmp_path_factory.mktemp('rtx')
+    trt = import_tensorrt('tensorrt_rtx')
+    return {name: build_engine(path, str(folder / f'{name}.engine'),
+                               BuildOptions(opt_shapes={'': '64x96'}), trt=trt).metadata
+            for name, path in rn_qdq[1].items()}
+
+
+@pytest.mark.parametrize('name', ['int8', 'fp8', 'int8_fp16', 'fp8_fp16'])
+def test_tensorrt_rtx_builds_the_qdq_graphs(rtx_engines, name):
+    built = rtx_engines[name]
+    assert built['onnx_quantization'] == name.split('_')[0]
+    assert built['identity']['strongly_typed']
+    assert built['identity']['precision'] == ('fp16' if name.endswith('fp16') else 'fp32')
+    # quantised weights: smaller than the engine of the graph's float type (the decoder is
+    # kept in it)
+    plain = rtx_engines['fp16' if name.endswith('fp16') else 'fp32']
+    assert built['engine_bytes'] < 0.85 * plain['engine_bytes']
+
+
+def test_fp8_over_fp16_from_the_command_line(rn_checkpoint, tmp_path):
+    out = export_onnx(['--checkpoint', rn_checkpoint, '--output', 'rn.onnx', '--fixed', '64x96',
+                       '--fp8', '--fp16', '--calibration-frames', '1', '--report', 'r.json',
+                       '--no-check'], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert 'FP8 Q/DQ over fp16' in out.stdout
+    report = json.loads((tmp_path / 'r.json').read_text())
+    assert report['fp8']['float_type'] == 'fp16' and report['float16_base']['opset'] == 19
+    for name in ('rn.onnx', 'rn.onnx.fp32.onnx', 'rn.onnx.fp16.onnx'):
+        assert (tmp_path / name).is_file(), name
+    assert onnx_quantization(str(tmp_path / 'rn.onnx')) == 'fp8'

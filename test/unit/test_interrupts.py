@@ -66,12 +66,19 @@ def test_deferred_holds_signals_until_the_block_ends():
 @pytest.mark.parametrize('number, code, name', [(signal.SIGTERM, 143, 'SIGTERM'),
                                                 (signal.SIGINT, 130, 'SIGINT')])
 def test_run_main_exit_codes(number, code, name, capsys):
+    # a shell starts background jobs with SIGINT ignored, which run_main rightly keeps
+    before = signal.signal(number, signal.SIG_DFL if number == signal.SIGTERM
+                           else signal.default_int_handler)
+
     def main(args):
         os.kill(os.getpid(), number)
         time.sleep(5)
         return 0
 
-    assert run_main(main, argparse.ArgumentParser(prog='tool'), []) == code
+    try:
+        assert run_main(main, argparse.ArgumentParser(prog='tool'), []) == code
+    finally:
+        signal.signal(number, before)
     assert capsys.readouterr().err.strip() == f'tool: interrupted ({name})'
 
 
