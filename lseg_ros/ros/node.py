@@ -79,6 +79,13 @@ def descriptor(param) -> ParameterDescriptor:
     return desc
 
 
+def describe_mode(info: Dict[str, str]) -> str:
+    """Return ``' (mode …, … Q/DQ)'`` for the start-up log: how the precision runs."""
+    parts = [f'mode {info["mode"]}' if info.get('mode') else '', info.get('quantization', '')]
+    text = ', '.join(p for p in parts if p)
+    return f' ({text})' if text else ''
+
+
 def warmup_batch(cameras: int, window_s: Optional[float]) -> int:
     """Return the largest batch the node warms: the cameras, or 1 without a batch window.
 
@@ -218,7 +225,8 @@ class LsegRuntime:
         self.get_logger().info(
             f'ready in {self.startup_s:.1f} s: checkpoint {self.settings["checkpoint"]}, '
             f'variant {info["variant"]}, backend {info["backend"]} on {info["device"]}, '
-            f'precision {info["precision"]}, engine {self.settings["engine"] or "-"}, '
+            f'precision {info["precision"]}{describe_mode(info)}, '
+            f'engine {self.settings["engine"] or "-"}, '
             f'input size {info["input_size"]}, input QoS {self.settings["input_qos"]}, '
             f'{cameras}Fast DDS profile {profile_in_effect() or "none (Fast DDS defaults)"}, '
             f'labels v{self.pipeline.labels.version} {list(self.pipeline.labels.labels)}')

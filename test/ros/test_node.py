@@ -280,6 +280,8 @@ def test_overload_drops_old_frames_without_latency_growth(node, client):
                                            for s in m.status for kv in s.values)], 10)
     values = {kv.key: kv.value for kv in diag[-1].status[0].values}
     assert int(values['frames_dropped']) > 100
+    # how the model runs (torch on the CPU: eager, not quantised)
+    assert values['mode'] == 'eager' and values['quantization'] == '-'
     assert process.memory_info().rss - rss_before < 150 * 2**20
 
 
@@ -375,3 +377,13 @@ def test_every_result_uses_one_label_set_while_labels_change(node, client):
             assert np.frombuffer(bytes(mask.data), np.uint8).max() < k
         seen.add(k)
     assert seen == {2, 3}
+
+
+def test_the_start_up_log_says_how_the_precision_runs():
+    from lseg_ros.ros.node import describe_mode
+    assert describe_mode({'mode': 'cuda_graph+compile:default'}) == \
+        ' (mode cuda_graph+compile:default)'
+    assert describe_mode({'mode': 'eager', 'quantization': 'int8 Q/DQ'}) == \
+        ' (mode eager, int8 Q/DQ)'
+    assert describe_mode({'quantization': 'fp8 Q/DQ'}) == ' (fp8 Q/DQ)'
+    assert describe_mode({}) == ''
