@@ -285,7 +285,7 @@ class LsegPipeline:
         ``max_batch`` (an engine or ONNX file with a fixed batch of one runs them one by one).
         Each result equals :meth:`segment` of that image up to the numerics of a batched
         matrix product; ``timings`` are those of its call (``batch`` gives its size;
-        ``postprocess`` ends when that image's outputs are ready).
+        ``postprocess`` is the time spent on that image's own outputs).
         ``request.similarity`` uses one snapshot of the query too (nothing without one).
         ``pad_to``: see :meth:`batch_shape` (padding frames are computed and dropped).
         """
@@ -361,6 +361,7 @@ class LsegPipeline:
             result.timings = timer.lap('postprocess')
             result.timings['batch'] = float(len(images))
             yield result
+            timer.skip()                # the consumer's time (e.g. publishing) is not ours
 
     def _upload(self, images: List[np.ndarray]) -> torch.Tensor:
         """Return the images as one (B, H, W, 3) uint8 tensor on the device.

@@ -25,6 +25,10 @@ class StageTimer:
         else:
             self.marks.append((name, time.perf_counter()))
 
+    def skip(self) -> None:
+        """Let the time since the last mark belong to no stage (e.g. a consumer's turn)."""
+        self.mark('')
+
     def lap(self, name: str) -> Dict[str, float]:
         """Return :meth:`result` as if stage ``name`` ended now; later marks go on from before it.
 
@@ -41,9 +45,9 @@ class StageTimer:
         if self.cuda:
             self.marks[-1][1].synchronize()
             spans = {name: prev.elapsed_time(event)
-                     for (_, prev), (name, event) in zip(self.marks, self.marks[1:])}
+                     for (_, prev), (name, event) in zip(self.marks, self.marks[1:]) if name}
         else:
             spans = {name: 1000.0 * (t - prev)
-                     for (_, prev), (name, t) in zip(self.marks, self.marks[1:])}
+                     for (_, prev), (name, t) in zip(self.marks, self.marks[1:]) if name}
         spans['total'] = sum(spans.values())
         return spans

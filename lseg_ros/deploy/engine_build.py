@@ -290,7 +290,7 @@ def build_engine(onnx: str, engine: str, options: Optional[BuildOptions] = None,
     ``trt``: an imported TensorRT module (default: :func:`import_tensorrt` of ``module``).
     Returns a :class:`BuildResult`; raises :class:`EngineBuildError` on failure.
     """
-    from lseg_ros.core.backends.artifacts import onnx_graph_precision, onnx_quantization
+    from lseg_ros.core.backends.artifacts import onnx_graph_types
 
     options = options or BuildOptions()
     onnx = os.fspath(onnx)
@@ -300,7 +300,7 @@ def build_engine(onnx: str, engine: str, options: Optional[BuildOptions] = None,
     trt = trt or import_tensorrt(module)
     start = time.perf_counter()
     onnx_sha = onnx_sha256(onnx)
-    graph_precision = onnx_graph_precision(onnx)
+    graph_precision, quantization = onnx_graph_types(onnx)
     precision, strongly_typed = choose_precision(options.precision, graph_precision, trt)
     logger = make_logger(trt, log_level)
     builder = trt.Builder(logger)
@@ -374,7 +374,7 @@ def build_engine(onnx: str, engine: str, options: Optional[BuildOptions] = None,
         'identity': identity,
         'onnx': os.path.abspath(onnx),
         'onnx_graph_precision': graph_precision,
-        'onnx_quantization': onnx_quantization(onnx),
+        'onnx_quantization': quantization,
         'io': io,
         'engine_bytes': len(data),
         'engine_sha256': hashlib.sha256(data).hexdigest(),

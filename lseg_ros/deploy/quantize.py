@@ -169,7 +169,7 @@ def quantize_image_encoder(onnx_path: str, output: str, images: Sequence[np.ndar
                             'give the fp16 one as the float16 base)')
     if any(n.op_type == 'QuantizeLinear' for n in model.graph.node):
         raise QuantizeError(f'{onnx_path} is already quantised')
-    if mode == 'fp8' and model_opset(model) < FP8_OPSET:
+    if mode == 'fp8' and float16_base is None and model_opset(model) < FP8_OPSET:
         raise QuantizeError(f'{onnx_path} has opset {model_opset(model)}: FP8 Q/DQ needs opset '
                             f'{FP8_OPSET} (export it with --opset {FP8_OPSET})')
     target = os.fspath(onnx_path)
@@ -238,12 +238,24 @@ def qdq_plan(model) -> Dict[str, Dict[int, Tuple[str, Optional[float]]]]:
     return plan
 
 
-def quantise_weight(weight: np.ndarray, axis: Optional[int], mode: str
+def scales_as(scales: np.ndarray, dtype) -> np.ndarray:
+    """Return positive ``scales`` in ``dtype``: float16 ones at least its smallest normal.
+
+    A subnormal (or zero) float16 scale would lose the scale's precision or the layer.
+    """
+    scales = np.asarray(scales, np.float32)
+    if dtype == np.float16:
+        scales = np.maximum(scales, np.finfo(np.float16).tiny)
+    return scales.astype(dtype)
+
+
+def quantise_weight(weight: np.ndarray, axis: Optional[int], mode: str, dtype=np.float32
                     ) -> Tuple[np.ndarray, np.ndarray]:
     """Return ``(quantised, scales)`` of a float weight: symmetric, per channel of ``axis``.
 
     INT8: ``scale = max|w| / 127``, values rounded into [-127, 127]; FP8 (E4M3FN):
-    ``scale = max|w| / 448``, values rounded to the nearest float8.
+    ``scale = max|w| / 448``, values rounded to the nearest float8.  The scales are in
+    ``dtype`` (:func:`scales_as`), and the values are quantised with those rounded scales.
     """
     import ml_dtypes
 
@@ -257,8 +269,8 @@ def quantise_weight(weight: np.ndarray, axis: Optional[int], mode: str
         shape = [1] * weight.ndim
         shape[axis] = -1
     top = FP8_MAX if mode == 'fp8' else float(INT8_RANGE[1])
-    scales = np.where(amax > 0, amax / top, 1.0).astype(np.float32)
-    values = weight / scales.reshape(shape)
+    scales = scales_as(np.where(amax > 0, amax / top, 1.0), dtype)
+    values = weight / scales.astype(np.float32).reshape(shape)
     if mode == 'fp8':
         return np.clip(values, -FP8_MAX, FP8_MAX).astype(ml_dtypes.float8_e4m3fn), scales
     return np.clip(np.rint(values), *INT8_RANGE).astype(np.int8), scales
@@ -270,9 +282,11 @@ def apply_qdq(plan, model, mode: str, source: str = 'the graph'):
     ``model`` is the fp32 graph the plan was calibrated on, or an fp16 export of the same
     network (whose node names may carry a ``/model`` prefix): the quantised layers get
     ``mode`` (int8, fp8) inputs, every other layer keeps the graph's float type.  Weights are
-    quantised from ``model``'s own values (:func:`quantise_weight`); activations keep their
-    calibrated range (an FP8 scale is the INT8 scale x 127 / 448) with scales in the type of
-    the tensor they quantise (float16 needs opset 19).  Returns ``model`` changed.
+    quantised from ``model``'s own values (:func:`quantise_weight`; a weight shared by
+    several layers once); activations keep their calibrated range (an FP8 scale is the INT8
+    scale x 127 / 448) with scales in the type of the tensor they quantise (float16 needs
+    opset 19).  Each new Q/DQ goes right before the first node, in the graph's order, that
+    reads it.  Returns ``model`` changed.
     """
     import ml_dtypes
     from onnx import helper, numpy_helper, TensorProto
@@ -282,22 +296,56 @@ def apply_qdq(plan, model, mode: str, source: str = 'the graph'):
     inits = {init.name: init for init in model.graph.initializer}
     graph_type = np.float16 if any(i.data_type == TensorProto.FLOAT16
                                    for i in model.graph.initializer) else np.float32
-    nodes = {}
-    for node in model.graph.node:
-        if node.op_type in QUANTISABLE:
-            name = node.name[len('/model'):] if node.name.startswith('/model/') else node.name
-            nodes[name] = node
+    nodes = {n.name: n for n in model.graph.node if n.op_type in QUANTISABLE}
+    if not set(plan) <= set(nodes):           # an fp16 export: its names carry /model
+        nodes = {(n[len('/model'):] if n.startswith('/model/') else n): node
+                 for n, node in nodes.items()}
     missing = sorted(set(plan) - set(nodes))
     if missing:
         raise QuantizeError(f'{source} has no node {missing[0]} ({len(missing)} missing): not '
                             'an export of the calibrated network')
-    before: Dict[str, List] = {}
-    shared: Dict[str, str] = {}
+    pending: Dict[str, List] = {}      # new tensor -> the Q/DQ nodes that make it
+    made: Dict[Tuple[str, Optional[int]], str] = {}
     added = []
 
     def constant(name: str, array: np.ndarray) -> str:
         added.append(numpy_helper.from_array(array, name))
         return name
+
+    def quantised_weight(node, tensor: str, axis: Optional[int], dtype) -> str:
+        if tensor not in inits:
+            raise QuantizeError(f'{source}: a weight input of {node.name} is not an '
+                                'initializer')
+        if (tensor, axis) not in made:
+            suffix = '' if not any(t == tensor for t, _ in made) else f'_axis{axis}'
+            name = f'{tensor}{suffix}'
+            values, scales = quantise_weight(numpy_helper.to_array(inits[tensor]), axis, mode,
+                                             dtype)
+            out = f'{name}_DequantizeLinear_Output'
+            pending[out] = [helper.make_node(
+                'DequantizeLinear',
+                [constant(f'{name}_quantized', values), constant(f'{name}_scale', scales),
+                 constant(f'{name}_zero_point', np.zeros(scales.shape, zero_type))],
+                [out], name=f'{name}_DequantizeLinear',
+                **({} if axis is None else {'axis': axis}))]
+            made[(tensor, axis)] = out
+        return made[(tensor, axis)]
+
+    def quantised_activation(tensor: str, scale: float, dtype) -> str:
+        if (tensor, None) not in made:
+            if mode == 'fp8':
+                scale *= INT8_RANGE[1] / FP8_MAX
+            params = [constant(f'{tensor}_scale', scales_as(scale, dtype)),
+                      constant(f'{tensor}_zero_point', np.zeros((), zero_type))]
+            out = f'{tensor}_DequantizeLinear_Output'
+            pending[out] = [
+                helper.make_node('QuantizeLinear', [tensor] + params,
+                                 [f'{tensor}_QuantizeLinear_Output'],
+                                 name=f'{tensor}_QuantizeLinear'),
+                helper.make_node('DequantizeLinear', [f'{tensor}_QuantizeLinear_Output'] + params,
+                                 [out], name=f'{tensor}_DequantizeLinear')]
+            made[(tensor, None)] = out
+        return made[(tensor, None)]
 
     for name, inputs in plan.items():
         node = nodes[name]
@@ -305,45 +353,19 @@ def apply_qdq(plan, model, mode: str, source: str = 'the graph'):
         dtype = float_types.get(weights[0].data_type, graph_type) if weights else graph_type
         for index, (kind, value) in sorted(inputs.items()):
             tensor = node.input[index]
-            if kind == 'weight':
-                if tensor not in inits:
-                    raise QuantizeError(f'{source}: input {index} of {node.name} is not a '
-                                        'weight initializer')
-                axis = None if value is None else int(value)
-                quantised, scales = quantise_weight(numpy_helper.to_array(inits[tensor]), axis,
-                                                    mode)
-                out = f'{tensor}_DequantizeLinear_Output'
-                dq = helper.make_node(
-                    'DequantizeLinear',
-                    [constant(f'{tensor}_quantized', quantised),
-                     constant(f'{tensor}_scale', scales.astype(dtype)),
-                     constant(f'{tensor}_zero_point', np.zeros(scales.shape, zero_type))],
-                    [out], name=f'{tensor}_DequantizeLinear',
-                    **({} if axis is None else {'axis': axis}))
-                before.setdefault(node.name, []).append(dq)
-                node.input[index] = out
-                continue
-            if tensor not in shared:
-                scale = value * (INT8_RANGE[1] / FP8_MAX if mode == 'fp8' else 1.0)
-                params = [constant(f'{tensor}_scale', np.asarray(scale, dtype)),
-                          constant(f'{tensor}_zero_point', np.zeros((), zero_type))]
-                shared[tensor] = f'{tensor}_DequantizeLinear_Output'
-                before.setdefault(node.name, []).extend([
-                    helper.make_node('QuantizeLinear', [tensor] + params,
-                                     [f'{tensor}_QuantizeLinear_Output'],
-                                     name=f'{tensor}_QuantizeLinear'),
-                    helper.make_node('DequantizeLinear',
-                                     [f'{tensor}_QuantizeLinear_Output'] + params,
-                                     [shared[tensor]], name=f'{tensor}_DequantizeLinear')])
-            node.input[index] = shared[tensor]
+            node.input[index] = (
+                quantised_weight(node, tensor, None if value is None else int(value), dtype)
+                if kind == 'weight' else quantised_activation(tensor, value, dtype))
     ordered = []
     for node in model.graph.node:
-        ordered.extend(before.get(node.name, []))
+        for tensor in node.input:
+            ordered.extend(pending.pop(tensor, ()))
         ordered.append(node)
     del model.graph.node[:]
     model.graph.node.extend(ordered)
     model.graph.initializer.extend(added)
     used = {t for node in model.graph.node for t in node.input}
+    used |= {o.name for o in model.graph.output}
     kept = [init for init in model.graph.initializer if init.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)

@@ -294,3 +294,46 @@ def test_fp8_over_fp16_from_the_command_line(rn_checkpoint, tmp_path):
     for name in ('rn.onnx', 'rn.onnx.fp32.onnx', 'rn.onnx.fp16.onnx'):
         assert (tmp_path / name).is_file(), name
     assert onnx_quantization(str(tmp_path / 'rn.onnx')) == 'fp8'
+
+
+def test_apply_qdq_shares_weights_and_follows_the_graph_order():
+    """A weight read by three layers (one of them transposed), a plan in any order."""
+    import onnxruntime as ort
+    from onnx import helper
+    from lseg_ros.deploy.quantize import apply_qdq
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((8, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node('MatMul', ['x', 'w'], ['a'], name='mm1'),
+         helper.make_node('Relu', ['a'], ['r'], name='relu'),
+         helper.make_node('MatMul', ['r', 'w'], ['b'], name='mm2'),
+         helper.make_node('Gemm', ['b', 'w'], ['y'], name='gemm', transB=1)],
+        'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, (4, 8))],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, (4, 8))],
+        [numpy_helper.from_array(weight, 'w')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 19)])
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, {'x': x})[0]
+    plan = {'gemm': {0: ('activation', 0.5), 1: ('weight', 0)},          # last node first
+            'mm2': {0: ('activation', 0.1), 1: ('weight', 1)},
+            'mm1': {0: ('activation', 0.03), 1: ('weight', 1)}}
+    quantised = apply_qdq(plan, model, 'int8')
+    onnx.checker.check_model(quantised, full_check=True)
+    dqs = [n for n in quantised.graph.node if n.op_type == 'DequantizeLinear'
+           and n.input[0].endswith('_quantized')]
+    assert len(dqs) == 2                          # axis 1 once for both MatMuls, axis 0 once
+    got = ort.InferenceSession(quantised.SerializeToString()).run(None, {'x': x})[0]
+    assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 0.05
+
+
+def test_float16_scales_are_never_subnormal():
+    from lseg_ros.deploy.quantize import quantise_weight, scales_as
+    tiny = np.finfo(np.float16).tiny
+    weight = np.full((2, 3), 1e-6, np.float32)
+    weight[1] = 0.5
+    for mode in ('int8', 'fp8'):
+        values, scales = quantise_weight(weight, 0, mode, np.float16)
+        assert scales.dtype == np.float16 and scales.min() >= tiny
+        restored = values.astype(np.float32) * scales.astype(np.float32)[:, None]
+        assert np.allclose(restored[1], 0.5, rtol=0.07)
+    assert scales_as(1e-9, np.float16) == tiny and scales_as(1e-9, np.float32) > 0

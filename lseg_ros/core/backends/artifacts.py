@@ -14,45 +14,60 @@ import importlib.util
 import json
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from lseg_ros.core.errors import EngineMismatchError, LsegError
 
 LOG = logging.getLogger(__name__)
 
 
-def onnx_graph_precision(path: str) -> str:
-    """Return ``'fp16'`` when the graph holds float16 weights, else ``'fp32'``."""
-    import onnx
+def onnx_graph_types(path: str) -> Tuple[str, str]:
+    """Return ``(precision, quantization)`` of an ONNX graph, reading it once.
 
-    model = onnx.load(os.fspath(path), load_external_data=False)
-    fp16 = onnx.TensorProto.FLOAT16
-    if any(init.data_type == fp16 for init in model.graph.initializer):
-        return 'fp16'
-    for node in model.graph.node:
-        if node.op_type == 'Constant':
-            for attr in node.attribute:
-                if attr.t is not None and attr.t.data_type == fp16:
-                    return 'fp16'
-    return 'fp32'
-
-
-def onnx_quantization(path: str) -> str:
-    """Return ``'int8'``, ``'fp8'`` (``'fp8+int8'`` for both) for a Q/DQ graph, else ``''``.
-
-    The kind is the type of the zero points of its QuantizeLinear/DequantizeLinear nodes.
+    ``precision``: ``'fp16'`` when the graph holds float16 weights, else ``'fp32'``.
+    ``quantization``: ``'int8'``, ``'fp8'`` (``'fp8+int8'`` for both, also ``'int4'``,
+    ``'int16'``) for a Q/DQ graph, else ``''``: the type of the zero points (or the
+    ``output_dtype``) of its QuantizeLinear/DequantizeLinear nodes.
     """
     import onnx
 
     model = onnx.load(os.fspath(path), load_external_data=False)
-    types = {init.name: init.data_type for init in model.graph.initializer}
-    names = {onnx.TensorProto.INT8: 'int8', onnx.TensorProto.UINT8: 'int8',
-             onnx.TensorProto.FLOAT8E4M3FN: 'fp8'}
-    # without a zero point the quantised type is uint8
-    kinds = {names.get(types.get(node.input[2]), 'int8') if len(node.input) > 2 else 'int8'
-             for node in model.graph.node
-             if node.op_type in ('QuantizeLinear', 'DequantizeLinear')}
-    return '+'.join(sorted(kinds))
+    tensors = {init.name: init.data_type for init in model.graph.initializer}
+    fp16 = onnx.TensorProto.FLOAT16
+    precision = 'fp16' if fp16 in tensors.values() else 'fp32'
+    for node in model.graph.node:
+        if node.op_type == 'Constant':
+            for attr in node.attribute:
+                if attr.name == 'value':
+                    tensors[node.output[0]] = attr.t.data_type
+                    precision = 'fp16' if attr.t.data_type == fp16 else precision
+    kinds, quantized = set(), _quantized_types()
+    for node in model.graph.node:
+        if node.op_type not in ('QuantizeLinear', 'DequantizeLinear'):
+            continue
+        dtype = tensors.get(node.input[2]) if len(node.input) > 2 and node.input[2] else next(
+            (a.i for a in node.attribute if a.name == 'output_dtype'), onnx.TensorProto.UINT8)
+        kinds.add(quantized.get(dtype, 'int8'))
+    return precision, '+'.join(sorted(kinds))
+
+
+def onnx_graph_precision(path: str) -> str:
+    """Return ``'fp16'`` when the graph holds float16 weights, else ``'fp32'``."""
+    return onnx_graph_types(path)[0]
+
+
+def onnx_quantization(path: str) -> str:
+    """Return the kind of Q/DQ graph (:func:`onnx_graph_types`), ``''`` for none."""
+    return onnx_graph_types(path)[1]
+
+
+def _quantized_types() -> Dict[int, str]:
+    import onnx
+    types = onnx.TensorProto
+    names = {'INT8': 'int8', 'UINT8': 'int8', 'INT4': 'int4', 'UINT4': 'int4',
+             'INT16': 'int16', 'UINT16': 'int16', 'FLOAT8E4M3FN': 'fp8',
+             'FLOAT8E4M3FNUZ': 'fp8', 'FLOAT8E5M2': 'fp8', 'FLOAT8E5M2FNUZ': 'fp8'}
+    return {getattr(types, name): kind for name, kind in names.items() if hasattr(types, name)}
 
 
 #: Python modules that provide the TensorRT API, in the order they are tried.

@@ -48,10 +48,10 @@ class OnnxRuntimeBackend(EncoderBackend):
         except ImportError as error:
             raise BackendError(f'onnxruntime is not installed ({error}): pip install '
                                'onnxruntime (CPU) or onnxruntime-gpu') from None
-        from lseg_ros.core.backends.artifacts import onnx_graph_precision, onnx_quantization
+        from lseg_ros.core.backends.artifacts import onnx_graph_types
 
         device = torch.device(device)
-        graph_precision = onnx_graph_precision(onnx)
+        graph_precision, quantization = onnx_graph_types(onnx)
         if precision in (None, 'auto'):
             precision = graph_precision
         if precision != graph_precision:
@@ -73,7 +73,7 @@ class OnnxRuntimeBackend(EncoderBackend):
                 providers = ['CPUExecutionProvider']
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.quantization = onnx_quantization(onnx)
+        self.quantization = quantization
         if 'fp8' in self.quantization:
             # Measured (ONNX Runtime 1.32, CPU): its extended graph optimisations compute
             # float8 Q/DQ graphs wrongly (ResNet101: rel. L2 1.64 to fp32 instead of 0.087).

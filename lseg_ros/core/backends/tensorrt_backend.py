@@ -309,6 +309,7 @@ class TensorRTBackend(EncoderBackend):
         info.update(engine=self.engine_path, trt_module=module_name(self.trt),
                     trt_version=str(getattr(self.trt, '__version__', '?')),
                     profile=f'{low} / {opt} / {high}', cuda_graph=self.graph_mode,
+                    mode='engine' if self.graph_mode == 'off' else 'engine+cuda_graph',
                     onnx_sha256=str(identity.get('onnx_sha256', ''))[:12])
         if self.metadata.get('onnx_quantization'):
             info['quantization'] = f'{self.metadata["onnx_quantization"]} Q/DQ'
