@@ -246,7 +246,8 @@ class LsegPipeline:
         With ``batch`` > 1 every batch size a call of up to ``batch`` frames will use is
         run too (see :meth:`batch_shape`), so no later call compiles or captures.
         Raises :class:`NonFiniteOutputError` when the network output of the first frame has
-        NaN or infinite values (weights that produce garbage).
+        NaN or infinite values (weights that produce garbage).  On a GPU the memory the
+        warm-up cached is returned afterwards.
         """
         frame = np.zeros((height, width, 3), np.uint8)
         # the largest batch first: the smaller ones share its output buffer (TorchBackend)
@@ -255,6 +256,12 @@ class LsegPipeline:
             self.segment_batch([frame] * size)
         result = self.segment(frame, OutputRequest(raw=True))
         check_finite_output(result, self.describe())
+        if self.device.type == 'cuda':
+            # The warm-up's working memory (every batch size, the raw outputs) stays in the
+            # caching allocator otherwise: give it back; frames reuse what they need.  The
+            # CUDA graphs' pool is not affected.
+            del result
+            torch.cuda.empty_cache()
 
     def batch_shape(self, count: int, pad_to: Optional[int] = None) -> int:
         """Return the encoder batch used for ``count`` frames.
