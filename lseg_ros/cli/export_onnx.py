@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         default='percentile', help='with --int8/--fp8 (default percentile)')
     parser.add_argument('--keep', action='append', default=[], metavar='REGEX',
                         help='with --int8/--fp8: Conv/MatMul/Gemm nodes whose name matches stay '
-                             'in fp32 (repeatable; replaces the default: decoder, patch '
-                             'embedding, readout, MLP fc2; attention products always stay)')
+                             'unquantised, in the float type of the graph (repeatable; '
+                             'replaces the default: decoder, patch embedding, readout, MLP fc2; '
+                             'attention products always stay)')
     parser.add_argument('--report', metavar='FILE.json', help='write the export report here')
     add_verbose(parser)
     return parser

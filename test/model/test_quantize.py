@@ -19,7 +19,7 @@ import onnx
 from onnx import numpy_helper, TensorProto
 import pytest
 
-from lseg_ros.core.backends.artifacts import onnx_quantization
+from lseg_ros.core.backends.artifacts import onnx_graph_types
 from lseg_ros.core.model.checkpoint import load_weights
 from lseg_ros.core.samples import sample_frame, sample_frames
 from lseg_ros.deploy.fidelity import run_fidelity
@@ -146,6 +146,11 @@ def rn_qdq(rn_checkpoint, tmp_path_factory):
                                    weights.variant, mode=mode, plan=plan,
                                    float16_base=paths['fp16'] if base else None)
     return weights, paths
+
+
+def onnx_quantization(path):
+    """Return the Q/DQ kind of the graph at ``path``."""
+    return onnx_graph_types(path)[1]
 
 
 def dequantize_inputs(model):

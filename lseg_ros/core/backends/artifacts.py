@@ -56,11 +56,6 @@ def onnx_graph_precision(path: str) -> str:
     return onnx_graph_types(path)[0]
 
 
-def onnx_quantization(path: str) -> str:
-    """Return the kind of Q/DQ graph (:func:`onnx_graph_types`), ``''`` for none."""
-    return onnx_graph_types(path)[1]
-
-
 def _quantized_types() -> Dict[int, str]:
     import onnx
     types = onnx.TensorProto
