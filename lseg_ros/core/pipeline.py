@@ -338,15 +338,25 @@ class LsegPipeline:
         timer.mark('preprocess')
         features = self.backend(x)[:len(images)]
         timer.mark('encoder')
-        logits = logits_at_input(features, label_set.weights)
-        reduced = [reduce_logits(logits[i:i + 1], geometry, request.confidence)
-                   for i in range(len(images))]
-        similarity = None
-        if query is not None:
-            similarity = similarity_at_input(features, query.embedding)
-        timer.mark('head')
+
+        def head(i: int):
+            """Queue frame ``i``'s head on the device: label index, confidence, similarity."""
+            logits = logits_at_input(features[i:i + 1], label_set.weights)
+            index, confidence = reduce_logits(logits, geometry, request.confidence)
+            similarity = None if query is None else \
+                similarity_at_input(features[i:i + 1], query.embedding)
+            timer.mark('head')
+            return logits, index, confidence, similarity
+
+        # Each frame's head is queued before the previous frame is handed out, so the GPU
+        # computes it while the consumer publishes; the first frame does not wait for the
+        # others' heads.  A frame's 'head' and 'postprocess' are its own (the latest mark
+        # of a name wins in StageTimer.result).
         small = torch.uint8 if label_set.mask_dtype is np.uint8 else torch.int32
-        for i, (index, confidence) in enumerate(reduced):
+        ahead = head(0)
+        for i in range(len(images)):
+            logits, index, confidence, similarity = ahead
+            ahead = None
             mask = index.to(small).cpu().numpy().astype(label_set.mask_dtype, copy=False)
             result = SegmentationResult(mask=mask, label_set=label_set, geometry=geometry)
             if confidence is not None:
@@ -355,7 +365,7 @@ class LsegPipeline:
                 result.overlay = blend(batch[i], index, label_set.colors,
                                        request.overlay_alpha).cpu().numpy()
             if similarity is not None:
-                result.similarity = to_source(similarity[i], geometry)[0].cpu().numpy()
+                result.similarity = to_source(similarity[0], geometry)[0].cpu().numpy()
                 result.query = query.text
             if request.features_stride > 0:
                 fh, fw = geometry.feature_valid
@@ -364,9 +374,13 @@ class LsegPipeline:
                 result.features = grid[0].permute(1, 2, 0).contiguous().cpu().numpy()
             if request.raw:
                 result.image_features = features[i:i + 1].float().cpu().numpy()
-                result.logits = logits[i:i + 1].float().cpu().numpy()
+                result.logits = logits.float().cpu().numpy()
             result.timings = timer.lap('postprocess')
             result.timings['batch'] = float(len(images))
+            del logits, index, confidence, similarity
+            if i + 1 < len(images):
+                timer.skip()
+                ahead = head(i + 1)
             yield result
             timer.skip()                # the consumer's time (e.g. publishing) is not ours
 

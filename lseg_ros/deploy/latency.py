@@ -42,7 +42,7 @@ LOG = logging.getLogger(__name__)
 
 #: Named torch configurations (backend options) the tool can measure.
 _PLAIN = {'channels_last': False, 'cudnn_benchmark': False, 'fold_bn': False,
-          'layernorm': 'fp32', 'compile_mode': None}
+          'layernorm': 'fp32', 'compile_mode': None, 'fold_projections': False}
 _NHWC = dict(_PLAIN, cuda_graph=True, channels_last=True, cudnn_benchmark=True)
 TORCH_PRESETS = {
     # the torch backend's own defaults (on a GPU: fp16, lean, in a CUDA graph)
@@ -71,6 +71,11 @@ TORCH_PRESETS.update({
     'torch-fp16-lean': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True)),
     'torch-fp16-lean-inductor': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
                                               compile_mode='default')),      # = compile: true
+    'torch-fp16-lean-proj': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
+                                          fold_projections=True)),
+    'torch-fp16-lean-proj-inductor': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
+                                                   fold_projections=True,
+                                                   compile_mode='default')),
     'torch-fp16-lean-autotune': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
                                               compile_mode='max-autotune-no-cudagraphs')),
 })

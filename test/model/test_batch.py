@@ -37,27 +37,31 @@ def test_segment_batch_equals_segment_frame_by_frame(rn_pipeline):
 def test_iter_segment_batch_gives_each_result_when_it_is_ready(rn_pipeline, encoder_batches,
                                                                monkeypatch):
     import lseg_ros.core.pipeline as pipeline_module
-    overlays = []
-    real_blend = pipeline_module.blend
+    overlays, heads = [], []
+    real_blend, real_reduce = pipeline_module.blend, pipeline_module.reduce_logits
     monkeypatch.setattr(pipeline_module, 'blend',
                         lambda *args: overlays.append(1) or real_blend(*args))
+    monkeypatch.setattr(pipeline_module, 'reduce_logits',
+                        lambda *args: heads.append(1) or real_reduce(*args))
     images = frames(3, 64, 64)
     results = rn_pipeline.iter_segment_batch(images, OutputRequest(overlay=True))
     first = next(results)
     assert encoder_batches == [3]                # one encoder call for the three
     assert len(overlays) == 1                    # the other frames' outputs are not made yet
+    assert len(heads) == 2                       # the first frame's head, and the next one's
     time.sleep(0.5)                              # the consumer's turn: not in their timings
     rest = list(results)
-    assert encoder_batches == [3] and len(overlays) == 3
+    assert encoder_batches == [3] and len(overlays) == 3 and len(heads) == 3
     every = [first] + rest
     for image, result in zip(images, every):
         assert np.array_equal(result.mask, rn_pipeline.segment(image).mask)
-    # the shared stages are the batch's; postprocess is each frame's own
-    for name in ('preprocess', 'encoder', 'head', 'batch'):
+    # the shared stages are the batch's; head and postprocess are each frame's own
+    for name in ('preprocess', 'encoder', 'batch'):
         assert len({r.timings[name] for r in every}) == 1
+    assert len({r.timings['head'] for r in every}) == 3
     for result in every:
         own = result.timings
-        assert own['postprocess'] < 400
+        assert own['postprocess'] < 400 and own['head'] < 400
         assert own['total'] == pytest.approx(own['preprocess'] + own['encoder'] + own['head']
                                              + own['postprocess'])
 

@@ -15,7 +15,7 @@ from lseg_ros.core.errors import BackendError
 from lseg_ros.core.model.checkpoint import build_image_encoder, load_weights
 from lseg_ros.core.model.fp8 import (calibrate_amax, convert_to_fp8, fp8_supported,
                                      StaticFp8Linear)
-from lseg_ros.core.model.fusion import fold_batchnorm
+from lseg_ros.core.model.fusion import fold_batchnorm, fold_projections
 from lseg_ros.deploy.latency import build_specs, measure
 
 
@@ -36,6 +36,45 @@ def test_fold_batchnorm_keeps_the_function(rn_weights):
     with torch.no_grad():
         expected, got = plain(x), folded(x)
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_fold_projections_keeps_the_function(rn_weights):
+    plain = build_image_encoder(rn_weights)
+    folded = build_image_encoder(rn_weights)
+    assert fold_projections(folded) == 4
+    assert isinstance(folded.scratch.head1, nn.Identity)
+    assert folded.scratch.refinenet1.out_conv.weight.shape == (512, 256, 1, 1)
+    assert fold_projections(folded) == 0                    # folding twice changes nothing
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, got = plain(x), folded(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_torch_backend_decodes_one_image_of_a_batch_at_a_time(rn_weights):
+    """The backbone gets the batch; the last decoder stage (most memory) one image at a time."""
+    backend = TorchBackend(rn_weights, 'cpu', 'fp32', fold_projections=True)
+    assert backend.describe()['fold_projections'] == 'True'
+    calls = {'coarse': [], 'fine': []}
+    coarse, fine = backend._coarse, backend._fine
+
+    def record(name, function):
+        def recorded(*args):
+            calls[name].append(args[0].shape[0])
+            return function(*args)
+        return recorded
+
+    backend._coarse = record('coarse', coarse)
+    backend._fine = record('fine', fine)
+    x = torch.randn(3, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    out = backend(x)
+    assert calls == {'coarse': [3], 'fine': [1, 1, 1]}
+    plain = build_image_encoder(rn_weights)
+    with torch.no_grad():
+        expected = plain(x)
+    assert out.shape == expected.shape == (3, 512, 32, 48)
+    assert torch.allclose(out, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    backend.close()
 
 
 def test_static_fp8_linear_is_close_to_the_linear():

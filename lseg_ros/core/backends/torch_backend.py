@@ -26,7 +26,11 @@ batch sizes of that size (the largest batch captured first sets its size: warm u
 largest batch first, as :meth:`LsegPipeline.warmup` does), and the next call overwrites
 them: consume (or copy) them before the next call, as the pipeline does.  All graphs share
 one memory pool and one capture stream, and the warm-up memory of a capture is returned
-to the driver afterwards, so several batch sizes cost little more than the largest.
+to the driver afterwards, so several batch sizes cost little more than the largest.  A
+batch runs the backbone and the coarser decoder stages on all its images and the last
+decoder stage (most of the working memory) on one image at a time: on an H200 the graphs
+of batches 4, 2 and 1 of ViT-L/16 at 480x640 take 644 instead of 1320 MiB (batch 1: 306),
+at a cost of 1.5-2.7 % in batch-4 latency (docs/node_benchmark.md).
 """
 
 import contextlib
@@ -107,6 +111,9 @@ class TorchBackend(EncoderBackend):
     variant) or None; ``default`` and ``max-autotune-no-cudagraphs`` are captured in our
     graph.
     ``fold_bn``: fold BatchNorm into the convolutions (default: on for fp16 on a GPU).
+    ``fold_projections``: the decoder's 1x1 projections before its upsampling and merged
+    (:func:`lseg_ros.core.model.fusion.fold_projections`; off by default: 1-2 % faster on
+    an H200, and ViT-L/16 fails the fidelity gate at 1024x1024 with it, docs/benchmarks.md).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
     ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).
@@ -126,7 +133,7 @@ class TorchBackend(EncoderBackend):
                  warmup_iterations: int = 2, channels_last: Optional[bool] = None,
                  cudnn_benchmark: Optional[bool] = None, fold_bn: Optional[bool] = None,
                  layernorm: Optional[str] = None, attention: Optional[str] = None,
-                 fp8: Optional[str] = None):
+                 fp8: Optional[str] = None, fold_projections: bool = False):
         device = torch.device(device)
         cuda = device.type == 'cuda'
         if precision == 'auto':
@@ -172,15 +179,18 @@ class TorchBackend(EncoderBackend):
         super().__init__(device, precision)
         self.dtype = torch.float16 if precision == 'fp16' else torch.float32
         self.fold_bn, self.layernorm, self.attention, self.fp8 = fold_bn, layernorm, attention, fp8
+        self.fold_projections = bool(fold_projections)
         if precision == 'fp16':
             from lseg_ros.core.model.precision import half_encoder
             self.model = half_encoder(weights, device, layernorm_fp32=layernorm == 'fp32',
-                                      fold_bn=fold_bn)
+                                      fold_bn=fold_bn, fold_projections=fold_projections)
         else:
             self.model = build_image_encoder(weights, device)
+            from lseg_ros.core.model import fusion
             if fold_bn:
-                from lseg_ros.core.model.fusion import fold_batchnorm
-                fold_batchnorm(self.model)
+                fusion.fold_batchnorm(self.model)
+            if fold_projections:
+                fusion.fold_projections(self.model)
         if fp8 is not None:
             self._convert_fp8(weights.variant, fp8 == 'rowwise')
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -198,12 +208,37 @@ class TorchBackend(EncoderBackend):
         self._outputs: Dict[Tuple[int, ...], torch.Tensor] = {}   # per input size (H, W)
         self._pool = None
         self._side: Optional[torch.cuda.Stream] = None
-        self._forward = self.model
+        self._coarse, self._fine = self.model.encode_coarse, self.model.decode_fine
+        self._compiled = compile_mode is not None
         self.compile_fallback: Optional[str] = None
         if compile_mode is not None:
             os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', str(cache_dir() / 'inductor'))
             raise_recompile_limit()
-            self._forward = torch.compile(self.model, mode=compile_mode, dynamic=False)
+            self._coarse = torch.compile(self._coarse, mode=compile_mode, dynamic=False)
+            self._fine = torch.compile(self._fine, mode=compile_mode, dynamic=False)
+
+    def _forward(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Run the backbone and coarse decoder on the batch, the last stage image by image.
+
+        The last fusion stage's maps at a quarter and half of the input resolution are
+        most of the encoder's working memory (at 480x640 about 120 MB per image in fp16),
+        so a batch needs that working memory once, not B times (GPU memory of several
+        cameras, issue 12); the backbone and the coarser stages, whose small maps gain
+        from batching, keep the batch.  Each image's features are copied into ``out``
+        (allocated when None; one image's are returned as they are).
+        """
+        path, skip = self._coarse(x)
+        count = x.shape[0]
+        for i in range(count):
+            features = self._fine(path[i:i + 1], skip[i:i + 1])
+            if out is None:
+                if count == 1:
+                    return features
+                out = torch.empty((count,) + tuple(features.shape[1:]), dtype=features.dtype,
+                                  device=features.device, memory_format=self.memory_format)
+            out[i:i + 1].copy_(features)
+            del features
+        return out
 
     def _convert_fp8(self, variant, rowwise: bool) -> None:
         """Calibrate input scales on the bundled sample frames, then convert to FP8."""
@@ -239,7 +274,7 @@ class TorchBackend(EncoderBackend):
             try:
                 return self._forward(x)
             except Exception as error:  # noqa: B902 - Inductor and Triton raise their own types
-                if self._forward is self.model:
+                if not self._compiled:
                     raise
                 self._without_compile(x, error)
                 return self._forward(x)
@@ -286,10 +321,10 @@ class TorchBackend(EncoderBackend):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool, capture_error_mode='thread_local'), \
                     self._attention_kernel():
-                output.copy_(self._forward(static_input))
+                self._forward(static_input, output)
         except Exception as error:  # noqa: B902 - Inductor and Triton raise their own types
             torch.cuda.synchronize(self.device)
-            if self.compile_mode is not None and self._forward is not self.model:
+            if self._compiled:
                 return self._without_compile(x, error)
             if not isinstance(error, RuntimeError):
                 raise
@@ -325,7 +360,8 @@ class TorchBackend(EncoderBackend):
         LOG.warning('torch backend: torch.compile (%s) failed here (%s); running the model '
                     'without compiling', self.compile_mode, reason)
         self.compile_fallback = reason
-        self._forward = self.model
+        self._coarse, self._fine = self.model.encode_coarse, self.model.decode_fine
+        self._compiled = False
         return self._capture(x) if self.cuda_graph else None
 
     def describe(self) -> Dict[str, str]:
@@ -348,6 +384,8 @@ class TorchBackend(EncoderBackend):
                                 'LayerNorm statistics and attention softmax accumulate in fp32')
         if self.fold_bn:
             info['fold_bn'] = 'True'
+        if self.fold_projections:
+            info['fold_projections'] = 'True'
         if self.attention:
             info['attention'] = self.attention
         if self.fp8:
@@ -363,7 +401,7 @@ class TorchBackend(EncoderBackend):
         if self._cudnn_benchmark_before is not None:
             torch.backends.cudnn.benchmark = self._cudnn_benchmark_before
             self._cudnn_benchmark_before = None
-        self._forward = None
+        self._coarse = self._fine = None
         self.model = None
         if self.device.type == 'cuda':
             torch.cuda.empty_cache()

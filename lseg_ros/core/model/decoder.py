@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """LSeg's DPT-style fusion decoder (``scratch.*`` in the official checkpoints)."""
 
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import torch
 from torch import nn
@@ -32,19 +32,28 @@ class ResidualConvUnit(nn.Module):
 
 
 class FeatureFusionBlock(nn.Module):
-    """``FeatureFusionBlock_custom`` (bn=True, expand=False, align_corners=True)."""
+    """``FeatureFusionBlock_custom`` (bn=True, expand=False, align_corners=True).
+
+    ``project_first``: apply the 1x1 ``out_conv`` before the x2 upsampling instead of after
+    it (the same function: bilinear weights sum to one, so a 1x1 convolution and its bias
+    commute with the upsampling; four times fewer pixels to project;
+    :func:`lseg_ros.core.model.fusion.fold_projections`).
+    """
 
     def __init__(self, features: int):
         super().__init__()
         self.out_conv = nn.Conv2d(features, features, 1, bias=True)
         self.resConfUnit1 = ResidualConvUnit(features)
         self.resConfUnit2 = ResidualConvUnit(features)
+        self.project_first = False
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor = None) -> torch.Tensor:
         """Fuse ``x`` with an optional skip connection, then upsample x2."""
         if skip is not None:
             x = x + self.resConfUnit1(skip)
         x = self.resConfUnit2(x)
+        if self.project_first:
+            return upsample2x(self.out_conv(x))
         return self.out_conv(upsample2x(x))
 
 
@@ -66,8 +75,18 @@ class Scratch(nn.Module):
 
     def forward(self, l1, l2, l3, l4) -> torch.Tensor:
         """Fuse the four levels and project to the embedding dimension."""
+        return self.fine(*self.coarse(l1, l2, l3, l4))
+
+    def coarse(self, l1, l2, l3, l4) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Fuse the three coarser levels: the path at H/4 and the H/4 level's projection."""
         path = self.refinenet4(self.layer4_rn(l4))
         path = self.refinenet3(path, self.layer3_rn(l3))
         path = self.refinenet2(path, self.layer2_rn(l2))
-        path = self.refinenet1(path, self.layer1_rn(l1))
-        return self.head1(path)
+        return path, self.layer1_rn(l1)
+
+    def fine(self, path: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Run the last fusion block and ``head1``: the (B, 512, H/2, W/2) features.
+
+        Its maps at H/4 and H/2 are most of the encoder's working memory.
+        """
+        return self.head1(self.refinenet1(path, skip))

@@ -7,8 +7,16 @@
 replaces it by ``nn.Identity``: the decoder's residual units (``convN`` / ``bnN``), and in
 the ResNet101 backbone every bottleneck, its downsample and the stem.  Done in float32,
 before any conversion to float16.
+
+``fold_projections`` moves each fusion block's 1x1 ``out_conv`` in front of its x2 bilinear
+upsampling and merges ``head1`` (the 1x1 projection to the 512-d embedding) into the
+last block's: the decoder's final stage then projects 256 -> 512 channels at a quarter
+of the resolution and upsamples the result, instead of upsampling, projecting 256 -> 256
+and projecting 256 -> 512 at half resolution (30 GFLOP fewer at 480x640, and no
+256-channel half-resolution maps in memory).
 """
 
+import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -36,4 +44,34 @@ def fold_batchnorm(model: nn.Module) -> int:
         for name in names:
             if name.startswith('conv') and name[4:].isdigit():
                 count += _fold_pair(module, name, 'bn' + name[4:])
+    return count
+
+
+def fold_projections(model: nn.Module) -> int:
+    """Project before upsampling in every fusion block; merge ``scratch.head1`` into the last.
+
+    ``model``: an image encoder (``scratch`` with ``refinenet1..4`` and ``head1``), folded
+    in place in float32; returns the number of blocks changed.  Exact in real arithmetic:
+    a 1x1 convolution with bias commutes with bilinear upsampling (its weights sum to
+    one), and two 1x1 convolutions in a row are one.
+    """
+    scratch = model.scratch
+    count = 0
+    for index in range(1, 5):
+        block = getattr(scratch, f'refinenet{index}')
+        if not block.project_first:
+            block.project_first = True
+            count += 1
+    head = scratch.head1
+    if isinstance(head, nn.Conv2d):
+        last = scratch.refinenet1.out_conv
+        w_head = head.weight.detach().double().flatten(1)       # (512, 256)
+        w_out = last.weight.detach().double().flatten(1)        # (256, 256)
+        merged = nn.Conv2d(last.in_channels, head.out_channels, 1, bias=True)
+        merged = merged.to(device=last.weight.device, dtype=last.weight.dtype)
+        with torch.no_grad():
+            merged.weight.copy_((w_head @ w_out).reshape(merged.weight.shape))
+            merged.bias.copy_(w_head @ last.bias.detach().double() + head.bias.detach().double())
+        scratch.refinenet1.out_conv = merged
+        scratch.head1 = nn.Identity()
     return count

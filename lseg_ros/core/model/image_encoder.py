@@ -163,3 +163,11 @@ class LsegImageEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode an image into per-pixel (not normalised) embeddings at half resolution."""
         return self.scratch(*self.pretrained(x))
+
+    def encode_coarse(self, x: torch.Tensor):
+        """Run the backbone and the coarser fusion stages: (path, skip), both at H/4."""
+        return self.scratch.coarse(*self.pretrained(x))
+
+    def decode_fine(self, path: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Run the last fusion stage: :meth:`encode_coarse`'s outputs to the features."""
+        return self.scratch.fine(path, skip)

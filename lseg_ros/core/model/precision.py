@@ -86,7 +86,8 @@ def keep_softmax_fp32(model: nn.Module) -> int:
 
 
 def half_encoder(weights, device='cpu', softmax_fp32: bool = False,
-                 layernorm_fp32: bool = True, fold_bn: bool = False) -> nn.Module:
+                 layernorm_fp32: bool = True, fold_bn: bool = False,
+                 fold_projections: bool = False) -> nn.Module:
     """Return the image encoder in float16.
 
     ``layernorm_fp32``: LayerNorm with explicit float32 casts (:class:`Fp32LayerNorm`);
@@ -94,6 +95,8 @@ def half_encoder(weights, device='cpu', softmax_fp32: bool = False,
     float32 but keeps float16 weights and output.  ``softmax_fp32``: explicit float32
     softmax in attention (ONNX export).  ``fold_bn``: BatchNorm folded into the
     convolutions in float32 first (:func:`lseg_ros.core.model.fusion.fold_batchnorm`).
+    ``fold_projections``: the decoder's 1x1 projections before its upsampling, merged in
+    float32 first (:func:`lseg_ros.core.model.fusion.fold_projections`).
     """
     from lseg_ros.core.model.checkpoint import build_image_encoder
 
@@ -101,6 +104,9 @@ def half_encoder(weights, device='cpu', softmax_fp32: bool = False,
     if fold_bn:
         from lseg_ros.core.model.fusion import fold_batchnorm
         fold_batchnorm(model)
+    if fold_projections:
+        from lseg_ros.core.model.fusion import fold_projections as fold
+        fold(model)
     if layernorm_fp32:
         keep_layernorm_fp32(model)
     if softmax_fp32:
