@@ -21,7 +21,7 @@ from lseg_ros.formats.outputs import (CONFIDENCE, FEATURES, MASK, output_images,
                                       SIMILARITY)
 from lseg_ros.ros.camera_info import (CameraInfoCache, features_camera_info,
                                       image_camera_info)
-from lseg_ros.ros.conversions import image_msgs, is_bgr
+from lseg_ros.ros.conversions import image_from_serialized, image_msgs, is_bgr
 from lseg_ros.ros.frame_slot import RollingStats
 from lseg_ros.ros.qos import CAMERA_INFO_QOS, OUTPUT_QOS
 
@@ -63,15 +63,25 @@ class Camera:
 
     # ------------------------------------------------------------------------- topics
     def subscribe(self, qos, compressed: bool) -> None:
-        """Subscribe to the camera's image (or compressed image) and camera_info topics."""
+        """Subscribe to the camera's image (or compressed image) and camera_info topics.
+
+        Raw images arrive as their serialized bytes (a raw subscription), read without
+        rclpy's per-field conversion (:func:`image_from_serialized`): it cost milliseconds
+        per camera-sized frame in the executor thread, and several cameras' frames queued
+        behind each other.
+        """
         topics = input_topics(self.name, compressed)
         events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
         self.subscriptions = [
             self.node.create_subscription(CompressedImage if compressed else Image,
-                                          topics['image'], self.slot.put, qos,
-                                          event_callbacks=events),
+                                          topics['image'],
+                                          self.slot.put if compressed else self._on_serialized,
+                                          qos, event_callbacks=events, raw=not compressed),
             self.node.create_subscription(CameraInfo, topics['camera_info'], self.infos.add,
                                           CAMERA_INFO_QOS)]
+
+    def _on_serialized(self, raw: bytes) -> None:
+        self.slot.put(image_from_serialized(raw))
 
     def unsubscribe(self) -> None:
         """Destroy the subscriptions (frames stop coming)."""

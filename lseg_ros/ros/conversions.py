@@ -11,19 +11,67 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
+from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension, String
 
+from lseg_ros.core.errors import ImageError
+from lseg_ros.formats.cdr_image import CdrError, parse_image
 from lseg_ros.formats.image_codec import (decode_compressed, decode_image,
                                           DEFAULT_MAX_INPUT_PIXELS, image_fields, source_is_bgr)
 from lseg_ros.formats.outputs import ImageOutput, LabelAnnouncement, labels_json_text
 
 
+class WireImage:
+    """A sensor_msgs/Image read from the bytes of a raw subscription.
+
+    Has the fields the node uses (``header``, ``height``, ``width``, ``encoding``,
+    ``is_bigendian``, ``step``, ``data``); ``data`` is a read-only view of the received
+    bytes, so the pixels are never converted to Python objects (see
+    :mod:`lseg_ros.formats.cdr_image`).
+    """
+
+    __slots__ = ('header', 'height', 'width', 'encoding', 'is_bigendian', 'step', 'data')
+
+    def __init__(self, header, height, width, encoding, is_bigendian, step, data):
+        self.header, self.height, self.width = header, height, width
+        self.encoding, self.is_bigendian, self.step, self.data = \
+            encoding, is_bigendian, step, data
+
+
+class UnreadableImage:
+    """A received message that could not be read: converting it raises ``error``."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def image_from_serialized(raw: bytes):
+    """Return the Image of a raw subscription's bytes (a :class:`WireImage`).
+
+    Bytes in another encoding than plain CDR are deserialized by rclpy (an ``Image``);
+    bytes that neither can read give an :class:`UnreadableImage`.
+    """
+    try:
+        cdr = parse_image(raw)
+    except CdrError:
+        from rclpy.serialization import deserialize_message
+        try:
+            return deserialize_message(raw, Image)
+        except Exception as error:  # noqa: B902 - rclpy raises its own types
+            return UnreadableImage(error)
+    header = Header(frame_id=cdr.frame_id)
+    header.stamp.sec, header.stamp.nanosec = cdr.stamp_sec, cdr.stamp_nanosec
+    return WireImage(header, cdr.height, cdr.width, cdr.encoding, cdr.is_bigendian, cdr.step,
+                     cdr.data)
+
+
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
-    """Decode a sensor_msgs Image or CompressedImage to RGB uint8.
+    """Decode a sensor_msgs Image (or :class:`WireImage`) or CompressedImage to RGB uint8.
 
     Images declaring more than ``max_pixels`` pixels (0: no limit) raise
     :class:`~lseg_ros.core.errors.ImageTooLargeError` before they are decoded.
     """
+    if isinstance(msg, UnreadableImage):
+        raise ImageError(f'unreadable Image message: {msg.error}')
     if isinstance(msg, CompressedImage):
         return decode_compressed(msg.format, msg.data, max_pixels=max_pixels)
     return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data,

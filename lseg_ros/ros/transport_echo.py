@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The transport baseline of ``bench``: a node with no model that answers every frame.
 
-Subscribes to an image topic with the node's input QoS and publishes, from the
+Subscribes to an image topic with the node's input QoS (a raw subscription read like the
+node's, :func:`lseg_ros.ros.conversions.image_from_serialized`) and publishes, from the
 subscription callback, a mono8 image of the frame's size with the frame's header on
 ``~/mask`` with the node's output QoS: the same messages cross the same transport as with
 ``/lseg``, so ``bench --transport-baseline`` can report what the node adds to it.
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from sensor_msgs.msg import Image
+    from lseg_ros.ros.conversions import image_from_serialized, UnreadableImage
     from lseg_ros.ros.qos import input_qos, OUTPUT_QOS
 
     rclpy.init()
@@ -33,7 +35,10 @@ def main(argv=None) -> int:
     publisher = node.create_publisher(Image, '~/mask', OUTPUT_QOS)
     zeros = {}
 
-    def answer(msg: Image) -> None:
+    def answer(raw: bytes) -> None:
+        msg = image_from_serialized(raw)            # as the node reads its input
+        if isinstance(msg, UnreadableImage):
+            return
         size = (msg.height, msg.width)
         if size not in zeros:
             zeros[size] = array.array('B', bytes(msg.height * msg.width))
@@ -42,7 +47,8 @@ def main(argv=None) -> int:
         out.data = zeros[size]
         publisher.publish(out)
 
-    node.create_subscription(Image, args.image_topic, answer, input_qos(args.input_qos))
+    node.create_subscription(Image, args.image_topic, answer, input_qos(args.input_qos),
+                             raw=True)
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
