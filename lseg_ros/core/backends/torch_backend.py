@@ -29,8 +29,10 @@ one memory pool and one capture stream, and the warm-up memory of a capture is r
 to the driver afterwards, so several batch sizes cost little more than the largest.  A
 batch runs the backbone and the coarser decoder stages on all its images and the last
 decoder stage (most of the working memory) on one image at a time: on an H200 the graphs
-of batches 4, 2 and 1 of ViT-L/16 at 480x640 take 644 instead of 1320 MiB (batch 1: 306),
-at a cost of 1.5-2.7 % in batch-4 latency (docs/node_benchmark.md).
+of batches 4, 2 and 1 of ViT-L/16 at 480x640 took 644 instead of 1320 MiB (batch 1: 306;
+measured with ``fold_projections`` on), and four cameras through the node 1.08x one
+camera's device memory instead of 1.21x, at a cost of 1.5-2.7 % in batch-4 latency
+(docs/benchmarks.md, docs/node_benchmark.md).
 """
 
 import contextlib
