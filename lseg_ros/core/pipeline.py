@@ -378,10 +378,16 @@ class LsegPipeline:
             result.timings = timer.lap('postprocess')
             result.timings['batch'] = float(len(images))
             del logits, index, confidence, similarity
+            failed = None
             if i + 1 < len(images):
                 timer.skip()
-                ahead = head(i + 1)
+                try:
+                    ahead = head(i + 1)
+                except Exception as error:  # noqa: B902 - that frame's failure, not this one's
+                    failed = error
             yield result
+            if failed is not None:
+                raise failed                # at the next frame's turn, as without look-ahead
             timer.skip()                # the consumer's time (e.g. publishing) is not ours
 
     def _upload(self, images: List[np.ndarray]) -> torch.Tensor:
@@ -391,17 +397,22 @@ class LsegPipeline:
         transfer that does not block the host (from pageable memory the driver stages it
         synchronously).  The buffer is reused once the previous transfer has finished.
         """
-        if self.device.type != 'cuda':
-            if len(images) == 1:
-                return torch.from_numpy(np.ascontiguousarray(images[0])).unsqueeze(0)
-            return torch.from_numpy(np.stack(images))
-        if self._uploaded is not None:
-            self._uploaded.synchronize()
+        cuda = self.device.type == 'cuda'
         shape = (len(images),) + tuple(images[0].shape)
-        if self._pinned is None or tuple(self._pinned.shape) != shape:
-            self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-        for slot, rgb in zip(self._pinned, images):
-            slot.copy_(torch.from_numpy(np.ascontiguousarray(rgb)))
+        if not cuda:
+            staging = torch.empty(shape, dtype=torch.uint8)
+        else:
+            if self._uploaded is not None:
+                self._uploaded.synchronize()
+            if self._pinned is None or tuple(self._pinned.shape) != shape:
+                self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+            staging = self._pinned
+        # A copy, never a tensor over the frame itself: frames may be read-only views of a
+        # received message's bytes (raw subscriptions), which torch must not alias.
+        for slot, rgb in zip(staging, images):
+            np.copyto(slot.numpy(), rgb)
+        if not cuda:
+            return staging
         batch = self._pinned.to(self.device, non_blocking=True)
         self._uploaded = torch.cuda.Event()
         self._uploaded.record()

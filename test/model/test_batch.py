@@ -66,6 +66,37 @@ def test_iter_segment_batch_gives_each_result_when_it_is_ready(rn_pipeline, enco
                                              + own['postprocess'])
 
 
+def test_a_failing_next_head_leaves_the_finished_frame(rn_pipeline, monkeypatch):
+    """The look-ahead's error belongs to the next frame: the finished one is still given."""
+    import lseg_ros.core.pipeline as pipeline_module
+    real_reduce, calls = pipeline_module.reduce_logits, []
+
+    def reduce_failing_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError('CUDA out of memory (simulated)')
+        return real_reduce(*args)
+
+    monkeypatch.setattr(pipeline_module, 'reduce_logits', reduce_failing_second)
+    images = frames(3, 64, 64)
+    results = rn_pipeline.iter_segment_batch(images, OutputRequest())
+    first = next(results)
+    assert first.mask.shape == (64, 64)
+    with pytest.raises(RuntimeError, match='simulated'):
+        next(results)
+
+
+def test_read_only_frames_are_copied_not_aliased(rn_pipeline):
+    """A frame viewing a received message's bytes (read-only) is copied before torch sees it."""
+    rgb = frames(1, 64, 64)[0]
+    frozen = np.frombuffer(rgb.tobytes(), np.uint8).reshape(rgb.shape)
+    assert not frozen.flags.writeable
+    batch = rn_pipeline._upload([frozen])
+    assert not np.shares_memory(batch.numpy(), frozen)
+    assert np.array_equal(batch[0].numpy(), rgb)
+    assert np.array_equal(rn_pipeline.segment(frozen).mask, rn_pipeline.segment(rgb).mask)
+
+
 @pytest.fixture
 def encoder_batches(rn_pipeline, monkeypatch):
     """Record the batch size of every encoder call of ``rn_pipeline``."""
