@@ -3,9 +3,9 @@
 """Read a serialized sensor_msgs/Image (CDR) without copying its pixels.
 
 rclpy turns every received Image into Python objects field by field; for a 640x480 rgb8
-frame that conversion costs milliseconds (measured: 2.5 ms per frame on a 2-core CI
-machine), and a node with one executor thread converts the frames of several cameras one
-after the other, so the last camera's frame reaches the node milliseconds after the first.
+frame that conversion costs 0.78 ms on the 2-core CI machine
+(``rclpy.serialization.deserialize_message``; reading it here: 0.02 ms), and a node with
+one executor thread converts the frames of several cameras one after the other.
 A raw subscription hands over the serialized bytes instead; :func:`parse_image` reads the
 few header fields and returns the pixels as a view of those bytes.
 
@@ -98,12 +98,3 @@ def parse_image(serialized) -> CdrImage:
     data = read.octets()
     return CdrImage(sec, nanosec, frame_id, height, width, encoding, is_bigendian, step,
                     data.toreadonly())
-
-
-def image_stamp(serialized) -> tuple:
-    """Return ``(sec, nanosec)`` of a serialized message that starts with a std_msgs/Header."""
-    view = memoryview(serialized).cast('B')
-    order = ENCAPSULATIONS.get(bytes(view[:2])) if len(view) >= HEADER_SIZE + 8 else None
-    if order is None:
-        raise CdrError('not a plain-CDR message with a header')
-    return struct.unpack_from(order + 'iI', view, HEADER_SIZE)

@@ -43,7 +43,6 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lseg_ros.deploy.report import host, nvml_device, nvml_identity
-from lseg_ros.formats.cdr_image import CdrError, image_stamp
 from lseg_ros.ros.frame_slot import percentiles
 from lseg_ros.ros.node_process import start_node, start_process
 
@@ -89,8 +88,8 @@ class Bench:
         self.node_name = node_name.rstrip('/')
         self.camera = camera                    # a camera of a multi-camera node
         prefix = f'{self.node_name}/{camera}' if camera else self.node_name
-        # Raw: only the header's stamp is read, so the bench's own conversion of the masks
-        # to Python objects (one after the other, for several cameras) is not in the latency.
+        # Raw: only the header is read, so the bench's own conversion of the masks to
+        # Python objects (one after the other, for several cameras) is not in the latency.
         node.create_subscription(Image, f'{prefix}/mask', self._on_mask,
                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
                                  raw=True)
@@ -105,15 +104,12 @@ class Bench:
         self.latencies: List[float] = []       # of the last phase, ms
 
     def _on_mask(self, raw: bytes) -> None:
+        from lseg_ros.ros.conversions import image_from_serialized, UnreadableImage
         now = time.time()
-        try:
-            sec, nanosec = image_stamp(raw)
-        except CdrError:                    # another encoding: let rclpy read it
-            from rclpy.serialization import deserialize_message
-            from sensor_msgs.msg import Image
-            header = deserialize_message(raw, Image).header
-            sec, nanosec = header.stamp.sec, header.stamp.nanosec
-        stamp = sec * 1_000_000_000 + nanosec
+        msg = image_from_serialized(raw)    # as the node reads its input: no pixel copy
+        if isinstance(msg, UnreadableImage):
+            return
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self.lock:
             if stamp in self.sent:
                 self.received.append((stamp, 1000.0 * (now - stamp / 1e9), time.monotonic()))
