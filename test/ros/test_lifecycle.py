@@ -10,6 +10,7 @@ through ROS 2 from a client in another context.  A second test runs the executab
 import gc
 import threading
 import time
+import uuid
 import weakref
 
 import pytest
@@ -19,7 +20,7 @@ from support.ros import image_msg, NodeProcess, RosClient, stamp_of
 
 pytestmark = pytest.mark.ros
 
-NAME = 'lseg_managed'
+NAME = 'lseg_managed'          # plus a suffix per test (see the managed fixture)
 IMAGE = '/managed/image'
 
 
@@ -70,12 +71,16 @@ def managed(rn_checkpoint):
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from lseg_ros.ros.lifecycle_node import LsegLifecycleNode
+    # A name of its own per test: the previous test's node, already destroyed, can still be
+    # in the client's discovery data, and its stale change_state service would satisfy
+    # wait_for_service before this node's service is matched (the request is then lost).
+    name = f'{NAME}_{uuid.uuid4().hex[:8]}'
     context = rclpy.context.Context()
     rclpy.init(context=context)
     settings = {'checkpoint': rn_checkpoint, 'input_size': 64, 'labels': 'a, b, c',
                 'device': 'cpu', 'warmup': False}
     node = LsegLifecycleNode(
-        context=context, cli_args=['--ros-args', '-r', f'__node:={NAME}', '-r',
+        context=context, cli_args=['--ros-args', '-r', f'__node:={name}', '-r',
                                    f'image:={IMAGE}'],
         parameter_overrides=[Parameter(k, value=v) for k, v in settings.items()])
     executor = SingleThreadedExecutor(context=context)
@@ -99,12 +104,12 @@ def subscribers(client, publisher, expected, settle=1.0):
     return publisher.get_subscription_count()
 
 
-def publish_until_mask(client, publisher, index, timeout=30.0):
+def publish_until_mask(client, publisher, name, index, timeout=30.0):
     msg = image_msg(sample_frame(index, 48, 64), 'rgb8', index)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         publisher.publish(msg)
-        if [m for m in client.received(f'/{NAME}/mask') if m.header.stamp == stamp_of(index)]:
+        if [m for m in client.received(f'/{name}/mask') if m.header.stamp == stamp_of(index)]:
             return True
         time.sleep(0.1)
     return False
@@ -112,9 +117,10 @@ def publish_until_mask(client, publisher, index, timeout=30.0):
 
 def test_transitions_load_run_stop_and_release_the_model(managed, client):
     from sensor_msgs.msg import Image
-    lifecycle = Lifecycle(client, f'/{NAME}')
+    name = managed.get_name()
+    lifecycle = Lifecycle(client, f'/{name}')
     publisher = client.node.create_publisher(Image, IMAGE, 10)
-    client.subscribe(Image, f'/{NAME}/mask')
+    client.subscribe(Image, f'/{name}/mask')
     assert lifecycle.state() == 'unconfigured'
     assert managed.pipeline is None
     assert subscribers(client, publisher, 0) == 0
@@ -127,7 +133,7 @@ def test_transitions_load_run_stop_and_release_the_model(managed, client):
 
     assert lifecycle.transition('activate') and lifecycle.state() == 'active'
     assert subscribers(client, publisher, 1, settle=0.0) == 1
-    assert publish_until_mask(client, publisher, 1)
+    assert publish_until_mask(client, publisher, name, 1)
 
     assert lifecycle.transition('deactivate') and lifecycle.state() == 'inactive'
     assert subscribers(client, publisher, 0) == 0
@@ -140,17 +146,17 @@ def test_transitions_load_run_stop_and_release_the_model(managed, client):
     assert subscribers(client, publisher, 0) == 0
 
     # a parameter set while unconfigured is used by the next configure
-    assert client.set_parameters(f'/{NAME}', labels='dog, grass')[0].successful
+    assert client.set_parameters(f'/{name}', labels='dog, grass')[0].successful
     assert lifecycle.transition('configure') and lifecycle.transition('activate')
     assert managed.pipeline.labels.labels == ('dog', 'grass')
-    assert publish_until_mask(client, publisher, 2)
+    assert publish_until_mask(client, publisher, name, 2)
     assert lifecycle.transition('deactivate') and lifecycle.transition('cleanup')
     assert lifecycle.transition('shutdown') and lifecycle.state() == 'finalized'
     assert managed.finished
 
 
 def test_a_failed_configure_stays_unconfigured(managed, client):
-    lifecycle = Lifecycle(client, f'/{NAME}')
+    lifecycle = Lifecycle(client, f'/{managed.get_name()}')
     managed.settings['checkpoint'] = '/does/not/exist.ckpt'
     assert not lifecycle.transition('configure')
     assert lifecycle.state() == 'unconfigured' and managed.pipeline is None
