@@ -117,16 +117,18 @@ def main(args: argparse.Namespace) -> int:
     frames = load_frames(args.source, args.width, args.height, args.frames, args.bag_topic)
 
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from lseg_ros.ros.conversions import to_image_msg
+    from lseg_ros.ros.executors import EXECUTOR_ENV, make_executor, spin_until_shutdown
     from std_msgs.msg import Header
 
     rclpy.init()
     node = rclpy.create_node(f'lseg_bench_client_{suffix}')
     msgs = [to_image_msg(f, 'rgb8', Header(frame_id='bench')) for f in frames]
-    executor = SingleThreadedExecutor()
+    executor = make_executor(os.environ.get(EXECUTOR_ENV, 'auto'))
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    stop_spinning = threading.Event()
+    spinner = threading.Thread(target=spin_until_shutdown, args=(executor, stop_spinning),
+                               daemon=True)
     spinner.start()
     procs: List[subprocess.Popen] = []
     output = Path(args.output)
@@ -197,8 +199,9 @@ def main(args: argparse.Namespace) -> int:
     finally:
         for proc in procs:
             stop_node(proc)
-        executor.shutdown()
+        stop_spinning.set()
         spinner.join(timeout=5.0)
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     if args.pipeline_reference and not errors:

@@ -14,6 +14,7 @@ from another thread at any time.
 from dataclasses import dataclass, field, replace
 import logging
 import threading
+import time
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
@@ -116,6 +117,64 @@ class SegmentationResult:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StagedFrame:
+    """An RGB frame copied to host memory the device reads directly (see ``stage``)."""
+
+    pixels: torch.Tensor                        # (H, W, 3) uint8, page-locked on a GPU
+
+    @property
+    def shape(self) -> tuple:
+        """(H, W, 3), like the numpy image it was copied from."""
+        return tuple(self.pixels.shape)
+
+
+class _QueuedFrame:
+    """One frame's outputs on their way to the host, and its own head timer.
+
+    ``host`` maps output names to host tensors whose copies may still be queued on the
+    device; ``timer`` has one mark, ``head``, recorded after the last of them.
+    """
+
+    def __init__(self, host: Dict[str, Optional[torch.Tensor]], timer: StageTimer):
+        self.host = host
+        self.timer = timer
+
+    def result(self, label_set: LabelSet, geometry: Geometry, query: Optional[QueryEmbedding],
+               shared: Dict[str, float], batch: int) -> SegmentationResult:
+        """Wait for the frame's device work, then wrap its outputs (``shared``: batch stages)."""
+        head = self.timer.result()['head']     # synchronises on the frame's last copy
+        start = time.perf_counter()
+        arrays = {name: None if value is None else value.numpy()
+                  for name, value in self.host.items()}
+        result = SegmentationResult(
+            mask=arrays['mask'].astype(label_set.mask_dtype, copy=False),
+            label_set=label_set, geometry=geometry, confidence=arrays['confidence'],
+            overlay=arrays.get('overlay'), features=arrays.get('features'),
+            similarity=arrays.get('similarity'),
+            query=query.text if 'similarity' in arrays else None,
+            image_features=arrays.get('image_features'), logits=arrays.get('logits'))
+        timings = {'preprocess': shared['preprocess'], 'encoder': shared['encoder'],
+                   'head': head, 'postprocess': 1000.0 * (time.perf_counter() - start)}
+        timings['total'] = sum(timings.values())
+        timings['batch'] = float(batch)
+        result.timings = timings
+        return result
+
+
+#: Outputs of ``OutputRequest.raw`` (network-size arrays, for tools and tests).
+RAW_OUTPUTS = ('image_features', 'logits')
+
+
+def queues_all_heads(device: torch.device) -> bool:
+    """Whether every frame's head of a batch is queued before the first frame is given.
+
+    On a GPU the host queues them while the device runs the encoder.  On a CPU a head
+    runs when it is called, so work done ahead would only delay the frame handed out.
+    """
+    return device.type == 'cuda'
+
+
 def size_groups(images: Sequence[np.ndarray]) -> List[List[int]]:
     """Return the indices of ``images`` grouped by (height, width), first seen first.
 
@@ -160,8 +219,6 @@ class LsegPipeline:
         self._label_lock = threading.Lock()
         self._labels: Optional[LabelSet] = None
         self._query: Optional[QueryEmbedding] = None
-        self._pinned: Optional[torch.Tensor] = None      # GPU: page-locked upload buffer
-        self._uploaded: Optional[torch.cuda.Event] = None
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Union[str, LsegWeights], backend: str = 'auto',
@@ -306,14 +363,16 @@ class LsegPipeline:
         """Yield the results of :meth:`segment_batch` one by one, each as soon as it is ready.
 
         The first frame of a batch can be published while the next ones are copied from
-        the GPU (several cameras).  Consume the iterator before the next call of the
-        pipeline: the features of a chunk live in the backend's output buffer.
+        the GPU (several cameras).  ``images`` may be frames staged with :meth:`stage`.
+        Consume the iterator before the next call of the pipeline: the features of a chunk
+        live in the backend's output buffer.
         """
         images = list(images)
         if not images:
             return
         for rgb in images:
-            check_rgb(rgb)
+            if not isinstance(rgb, StagedFrame):
+                check_rgb(rgb)
         shapes = sorted({tuple(rgb.shape[:2]) for rgb in images})
         if len(shapes) > 1:
             raise ValueError(f'segment_batch needs images of one size, got {shapes}; group '
@@ -338,84 +397,89 @@ class LsegPipeline:
         timer.mark('preprocess')
         features = self.backend(x)[:len(images)]
         timer.mark('encoder')
+        small = torch.uint8 if label_set.mask_dtype is np.uint8 else torch.int32
+        cuda = self.device.type == 'cuda'
+        queue_all = queues_all_heads(self.device)
 
-        def head(i: int):
-            """Queue frame ``i``'s head on the device: label index, confidence, similarity."""
+        def queue(i: int) -> '_QueuedFrame':
+            """Queue frame ``i``'s head and its outputs' copies to the host."""
+            own = StageTimer(self.device)
             logits = logits_at_input(features[i:i + 1], label_set.weights)
             index, confidence = reduce_logits(logits, geometry, request.confidence)
-            similarity = None if query is None else \
-                similarity_at_input(features[i:i + 1], query.embedding)
-            timer.mark('head')
-            return logits, index, confidence, similarity
-
-        # Each frame's head is queued before the previous frame is handed out, so the GPU
-        # computes it while the consumer publishes; the first frame does not wait for the
-        # others' heads.  A frame's 'head' and 'postprocess' are its own (the latest mark
-        # of a name wins in StageTimer.result).
-        small = torch.uint8 if label_set.mask_dtype is np.uint8 else torch.int32
-        ahead = head(0)
-        for i in range(len(images)):
-            logits, index, confidence, similarity = ahead
-            ahead = None
-            mask = index.to(small).cpu().numpy().astype(label_set.mask_dtype, copy=False)
-            result = SegmentationResult(mask=mask, label_set=label_set, geometry=geometry)
-            if confidence is not None:
-                result.confidence = confidence.cpu().numpy()
+            outputs = {'mask': index.to(small), 'confidence': confidence}
             if request.overlay:
-                result.overlay = blend(batch[i], index, label_set.colors,
-                                       request.overlay_alpha).cpu().numpy()
-            if similarity is not None:
-                result.similarity = to_source(similarity[0], geometry)[0].cpu().numpy()
-                result.query = query.text
+                outputs['overlay'] = blend(batch[i], index, label_set.colors,
+                                           request.overlay_alpha)
+            if query is not None:
+                similarity = similarity_at_input(features[i:i + 1], query.embedding)
+                outputs['similarity'] = to_source(similarity[0], geometry)[0]
             if request.features_stride > 0:
                 fh, fw = geometry.feature_valid
                 step = request.features_stride
                 grid = normalize_features(features[i:i + 1, :, :fh:step, :fw:step])
-                result.features = grid[0].permute(1, 2, 0).contiguous().cpu().numpy()
+                outputs['features'] = grid[0].permute(1, 2, 0).contiguous()
             if request.raw:
-                result.image_features = features[i:i + 1].float().cpu().numpy()
-                result.logits = logits.float().cpu().numpy()
-            result.timings = timer.lap('postprocess')
-            result.timings['batch'] = float(len(images))
-            del logits, index, confidence, similarity
-            failed = None
-            if i + 1 < len(images):
-                timer.skip()
-                try:
-                    ahead = head(i + 1)
-                except Exception as error:  # noqa: B902 - that frame's failure, not this one's
-                    failed = error
-            yield result
-            if failed is not None:
-                raise failed                # at the next frame's turn, as without look-ahead
-            timer.skip()                # the consumer's time (e.g. publishing) is not ours
+                outputs['image_features'] = features[i:i + 1].float()
+                outputs['logits'] = logits.float()
+            # On a GPU the copies are queued (into page-locked memory) behind the head, so
+            # the frame's outputs are on the host once its timer's last event has passed
+            # (the raw outputs, hundreds of MB, are copied the plain way).
+            host = {name: None if value is None else
+                    value.to('cpu', non_blocking=cuda and name not in RAW_OUTPUTS)
+                    for name, value in outputs.items()}
+            own.mark('head')
+            return _QueuedFrame(host, own)
 
-    def _upload(self, images: List[np.ndarray]) -> torch.Tensor:
+        # On a GPU every frame's head is queued at once, behind the encoder: the host
+        # queues them while the device runs the encoder, and each frame's outputs are
+        # ready as soon as its own head has run (not when the publishing of the frames
+        # before it is done).  On a CPU a frame's head runs at its turn (work done ahead
+        # would only delay the frame being handed out).
+        queued: List[object] = [None] * len(images)
+        for i in range(len(images)):
+            for j in (range(i, len(images)) if queue_all else (i,)):
+                if queued[j] is None:
+                    try:
+                        queued[j] = queue(j)
+                    except Exception as error:  # noqa: B902 - frame j's failure, at its turn
+                        queued[j] = error
+            item, queued[i] = queued[i], None
+            if isinstance(item, Exception):
+                raise item
+            yield item.result(label_set, geometry, query, timer.result(), len(images))
+
+    def stage(self, rgb: Union[np.ndarray, 'StagedFrame']) -> 'StagedFrame':
+        """Copy an (H, W, 3) uint8 RGB image to host memory the device can read directly.
+
+        On a GPU the copy is page-locked memory (torch's caching host allocator), so its
+        transfer is one DMA that does not block the host (from pageable memory the driver
+        stages it synchronously).  A copy, never a tensor over the frame itself: frames may
+        be read-only views of a received message's bytes (raw subscriptions), which torch
+        must not alias.  Staging a frame early (e.g. while the other cameras' frames of a
+        batch are on their way) takes the copy out of the batch's latency.
+        """
+        if isinstance(rgb, StagedFrame):
+            return rgb
+        check_rgb(rgb)
+        pixels = torch.empty(rgb.shape, dtype=torch.uint8,
+                             pin_memory=self.device.type == 'cuda')
+        np.copyto(pixels.numpy(), rgb)
+        return StagedFrame(pixels)
+
+    def _upload(self, images: Sequence[Union[np.ndarray, 'StagedFrame']]) -> torch.Tensor:
         """Return the images as one (B, H, W, 3) uint8 tensor on the device.
 
-        On a GPU the frames go through a page-locked buffer, so the copy is one DMA
-        transfer that does not block the host (from pageable memory the driver stages it
-        synchronously).  The buffer is reused once the previous transfer has finished.
+        Each image is staged (:meth:`stage`) unless it already was; on a GPU each staged
+        frame is copied with a DMA transfer that does not block the host.  The caching host
+        allocator does not reuse a page-locked block before its transfer has finished.
         """
-        cuda = self.device.type == 'cuda'
-        shape = (len(images),) + tuple(images[0].shape)
-        if not cuda:
-            staging = torch.empty(shape, dtype=torch.uint8)
-        else:
-            if self._uploaded is not None:
-                self._uploaded.synchronize()
-            if self._pinned is None or tuple(self._pinned.shape) != shape:
-                self._pinned = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-            staging = self._pinned
-        # A copy, never a tensor over the frame itself: frames may be read-only views of a
-        # received message's bytes (raw subscriptions), which torch must not alias.
-        for slot, rgb in zip(staging, images):
-            np.copyto(slot.numpy(), rgb)
-        if not cuda:
-            return staging
-        batch = self._pinned.to(self.device, non_blocking=True)
-        self._uploaded = torch.cuda.Event()
-        self._uploaded.record()
+        staged = [self.stage(rgb) for rgb in images]
+        if self.device.type != 'cuda':
+            return torch.stack([frame.pixels for frame in staged])
+        batch = torch.empty((len(staged),) + staged[0].shape, dtype=torch.uint8,
+                            device=self.device)
+        for slot, frame in zip(batch, staged):
+            slot.copy_(frame.pixels, non_blocking=True)
         return batch
 
     def describe(self) -> Dict[str, str]:

@@ -25,21 +25,6 @@ class StageTimer:
         else:
             self.marks.append((name, time.perf_counter()))
 
-    def skip(self) -> None:
-        """Let the time since the last mark belong to no stage (e.g. a consumer's turn)."""
-        self.mark('')
-
-    def lap(self, name: str) -> Dict[str, float]:
-        """Return :meth:`result` as if stage ``name`` ended now; later marks go on from before it.
-
-        Several outputs of one batch get their own end of ``name`` (each when it is ready).
-        """
-        self.mark(name)
-        try:
-            return self.result()
-        finally:
-            self.marks.pop()
-
     def result(self) -> Dict[str, float]:
         """Milliseconds of each stage plus ``total``; synchronises on the last GPU event."""
         if self.cuda:

@@ -3,7 +3,7 @@
 """One-frame mailboxes where the newest frame wins, and rolling statistics.
 
 The subscription callback only calls :meth:`LatestSlot.put` (constant time, never blocks
-on inference); the worker thread takes frames from a :class:`SlotGroup` (one slot per
+on inference); the worker thread gathers frames from a :class:`SlotGroup` (one slot per
 camera).  A frame that is replaced before the worker took it is dropped and counted, so
 latency never grows with a queue.
 """
@@ -11,7 +11,7 @@ latency never grows with a queue.
 from collections import deque
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,12 +76,10 @@ class LatestSlot:
 class SlotGroup:
     """The slots of several cameras (by name), waited on together by one worker.
 
-    :meth:`take` returns the frames to segment next.  With a batch window it waits, from
+    :meth:`gather` gives the frames to segment next.  With a batch window it waits, from
     the receive time of the oldest waiting frame, at most ``window_s`` for the other
-    cameras' frames and returns every waiting frame (a frame that waited longer than the
-    window, e.g. during inference, is never held back).  Without (``window_s`` None) it
-    returns only the oldest waiting frame: cameras are served one frame at a time, in the
-    order their frames came.
+    cameras' frames.  Without (``window_s`` None) it gives only the oldest waiting frame:
+    cameras are served one frame at a time, in the order their frames came.
     """
 
     def __init__(self, names: Sequence[str]):
@@ -91,25 +89,55 @@ class SlotGroup:
         self.slots: Dict[str, LatestSlot] = {name: LatestSlot(self._cond) for name in names}
         self._closed = False
 
-    def take(self, timeout: Optional[float], window_s: Optional[float]
-             ) -> List[Tuple[str, Any, float]]:
-        """Return ``[(name, item, receive time), ...]`` (oldest first); [] on timeout."""
+    def gather(self, timeout: Optional[float], window_s: Optional[float]
+               ) -> Iterator[List[Tuple[str, Any, float]]]:
+        """Yield the frames of the next round as they come: ``[(name, item, received)]``.
+
+        Waits at most ``timeout`` for a first frame (nothing is yielded without one).  With
+        a window, yields every waiting frame, then, until every camera has given one frame
+        or ``window_s`` has passed since the oldest frame's receive time, each camera's
+        frame as it comes (a frame that waited longer than the window, e.g. during
+        inference, is never held back).  The caller may work on the frames between yields
+        (e.g. copy them for the device) while the others are on their way.  Without a
+        window (None) yields only the oldest waiting frame.  Each group is oldest first.
+        """
         slots = self.slots
         with self._cond:
             def any_ready():
                 return self._closed or any(s.ready for s in slots.values())
             if not self._cond.wait_for(any_ready, timeout) or self._closed:
-                return []
+                return
             if window_s is None:
                 name = min((s.stamp, n) for n, s in slots.items() if s.ready)[1]
-                return [(name,) + slots[name].pop_waiting()]
-            first = min(s.stamp for s in slots.values() if s.ready)
-            wait = first + window_s - time.monotonic()
-            if wait > 0:
-                self._cond.wait_for(
-                    lambda: self._closed or all(s.ready for s in slots.values()), wait)
-            taken = [(name,) + slot.pop_waiting() for name, slot in slots.items() if slot.ready]
-            return sorted(taken, key=lambda frame: frame[2])
+                taken = [(name,) + slots[name].pop_waiting()]
+            else:
+                deadline = min(s.stamp for s in slots.values() if s.ready) + window_s
+                taken = self._pop_ready(set())
+        yield taken
+        if window_s is None:
+            return
+        names = {frame[0] for frame in taken}
+        while len(names) < len(slots):
+            with self._cond:
+                def new_ready():
+                    return self._closed or any(
+                        s.ready for n, s in slots.items() if n not in names)
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait_for(new_ready, wait)
+                if self._closed:
+                    return
+                taken = self._pop_ready(names)
+            if not taken:
+                return
+            names.update(frame[0] for frame in taken)
+            yield taken
+
+    def _pop_ready(self, skip) -> List[Tuple[str, Any, float]]:
+        """Pop the waiting frames of the cameras not in ``skip``, oldest first (lock held)."""
+        taken = [(name,) + slot.pop_waiting() for name, slot in self.slots.items()
+                 if name not in skip and slot.ready]
+        return sorted(taken, key=lambda frame: frame[2])
 
     def close(self) -> None:
         """Wake the worker so it can exit."""

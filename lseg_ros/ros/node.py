@@ -31,8 +31,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray, Header, String
 
@@ -43,6 +42,8 @@ from lseg_ros.ros.cameras import Camera, SINGLE
 from lseg_ros.ros.conversions import announcement_msgs, image_to_rgb
 from lseg_ros.ros.dds_profile import profile_in_effect
 from lseg_ros.ros.diagnostics import diagnostic_status, diagnostic_values, gpu_memory
+from lseg_ros.ros.executors import (EXECUTOR_ENV, executor_name, make_executor,
+                                    spin_until_shutdown)
 from lseg_ros.ros.frame_slot import SlotGroup
 from lseg_ros.ros.log_forward import LogForwarding
 from lseg_ros.ros.params import PARAMS, parse_cameras
@@ -53,9 +54,7 @@ NODE_NAME = 'lseg'
 WARN_PERIOD_S = 5.0
 #: Seconds shutdown waits for a busy worker (a long frame, a large label set) to finish.
 SHUTDOWN_WAIT_S = 3.0
-#: Benchmark knobs (docs/node_benchmark.md): the executor (single, or multi = two threads)
-#: and the GIL switch interval in ms.
-EXECUTOR_ENV = 'LSEG_EXECUTOR'
+#: Benchmark knob (docs/node_benchmark.md): the GIL switch interval in ms.
 SWITCH_INTERVAL_ENV = 'LSEG_GIL_SWITCH_INTERVAL_MS'
 #: GIL switch interval with CPU inference (Python's default, 5 ms, with a GPU).
 CPU_GIL_SWITCH_INTERVAL_S = 0.0005
@@ -152,7 +151,8 @@ class LsegRuntime:
         for name, camera in self.cameras.items():
             camera.slot = self.slots.slots[name]
         self.frame_worker = FrameWorker(
-            self.slots, self._process, self._on_worker_error, running=self.context.ok,
+            self.slots, self._prepare, self._process, self._on_worker_error,
+            running=self.context.ok,
             max_rate=lambda: self.settings['max_rate_hz'], window=self._batch_window,
             on_start=self._bind_worker_device)
         self.frame_worker.start()
@@ -388,29 +388,39 @@ class LsegRuntime:
         """Warn (throttled) about an error outside any one frame (e.g. publishing)."""
         self._warn(type(error).__name__, f'frame failed: {type(error).__name__}: {error}')
 
-    def _process(self, frames) -> None:
-        """Decode, segment (frames of one size in one call) and publish ``frames``."""
-        from lseg_ros.core.pipeline import OutputRequest, size_groups
-        decoded = []
+    def _prepare(self, frames) -> List[tuple]:
+        """Decode ``frames`` and copy them for the device (while a batch's others come).
+
+        Returns ``(camera, msg, received, rgb, staged, convert_ms, request)`` per usable
+        frame; a frame that cannot be used is counted and warned about here.
+        """
+        prepared = []
         query = self.pipeline.query is not None
         for name, msg, received in frames:
             camera = self.cameras[name]
             t0 = time.perf_counter()
             try:
                 rgb = image_to_rgb(msg, max_pixels=self.settings['max_input_pixels'])
+                staged = self.pipeline.stage(rgb)
             except Exception as error:  # noqa: B902 - one bad frame must not stop the others
                 self._on_frame_error(camera, error)
                 continue
-            decoded.append((camera, msg, received, rgb, 1000 * (time.perf_counter() - t0),
-                            camera.request(self.settings, query)))
-        for group in size_groups([d[3] for d in decoded]):
-            items = [decoded[i] for i in group]
+            prepared.append((camera, msg, received, rgb, staged,
+                             1000 * (time.perf_counter() - t0),
+                             camera.request(self.settings, query)))
+        return prepared
+
+    def _process(self, prepared) -> None:
+        """Segment prepared frames (those of one size in one call) and publish them."""
+        from lseg_ros.core.pipeline import OutputRequest, size_groups
+        for group in size_groups([p[3] for p in prepared]):
+            items = [prepared[i] for i in group]
             # Each frame is published as soon as its outputs are ready (the first camera of
             # a batch does not wait for the others' copies and publishes).
             results = self.pipeline.iter_segment_batch(
-                [d[3] for d in items], OutputRequest.union([d[5] for d in items]))
+                [item[4] for item in items], OutputRequest.union([item[6] for item in items]))
             try:
-                for index, (camera, msg, received, rgb, convert_ms, request) in \
+                for index, (camera, msg, received, rgb, _, convert_ms, request) in \
                         enumerate(items):
                     try:
                         result = next(results)
@@ -511,18 +521,6 @@ def wants_help(argv) -> bool:
     return False
 
 
-def make_executor(kind: str):
-    """Return the executor ``kind``: single (default) or multi (two threads).
-
-    Measured on an H200 (docs/node_benchmark.md): with two executor threads the callbacks
-    fight the frame worker for the GIL and the node delivered 6 frames/s at peak instead
-    of 145.
-    """
-    if kind == 'multi':
-        return MultiThreadedExecutor(num_threads=2)
-    return SingleThreadedExecutor()
-
-
 def main(args=None, node_class=None, spin=None, help_text=None) -> int:
     """Run the node until shut down; start-up errors are one line and exit code 1.
 
@@ -549,10 +547,11 @@ def main(args=None, node_class=None, spin=None, help_text=None) -> int:
     except KeyboardInterrupt:                  # Ctrl-C while the model was loading
         rclpy.try_shutdown()
         return 0
-    executor = make_executor(os.environ.get(EXECUTOR_ENV, 'single'))
+    executor = make_executor(os.environ.get(EXECUTOR_ENV, 'auto'))
     executor.add_node(node)
+    node.get_logger().info(f'executor: {executor_name(executor)}')
     try:
-        (spin or (lambda ex, _: ex.spin()))(executor, node)
+        (spin or (lambda ex, _: spin_until_shutdown(ex)))(executor, node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass                                   # SIGINT or SIGTERM (rclpy shuts down on both)
     finally:

@@ -5,12 +5,14 @@
 Subscribes to an image topic with the node's input QoS (a raw subscription read like the
 node's, :func:`lseg_ros.ros.conversions.image_from_serialized`) and publishes, from the
 subscription callback, a mono8 image of the frame's size with the frame's header on
-``~/mask`` with the node's output QoS: the same messages cross the same transport as with
-``/lseg``, so ``bench --transport-baseline`` can report what the node adds to it.
+``~/mask`` with the node's output QoS, spun by the node's executor: the same messages cross
+the same transport as with ``/lseg``, so ``bench --transport-baseline`` can report what the
+node adds to it.
 """
 
 import argparse
 import array
+import os
 import sys
 
 from lseg_ros.ros.params import QOS_CHOICES
@@ -28,6 +30,7 @@ def main(argv=None) -> int:
     from rclpy.executors import ExternalShutdownException
     from sensor_msgs.msg import Image
     from lseg_ros.ros.conversions import image_from_serialized, UnreadableImage
+    from lseg_ros.ros.executors import EXECUTOR_ENV, make_executor, spin_until_shutdown
     from lseg_ros.ros.qos import input_qos, OUTPUT_QOS
 
     rclpy.init()
@@ -49,8 +52,10 @@ def main(argv=None) -> int:
 
     node.create_subscription(Image, args.image_topic, answer, input_qos(args.input_qos),
                              raw=True)
+    executor = make_executor(os.environ.get(EXECUTOR_ENV, 'auto'))    # as the node's
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        spin_until_shutdown(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

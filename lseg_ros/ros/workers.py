@@ -18,21 +18,25 @@ POLL_S = 0.5
 
 
 class FrameWorker:
-    """Take the newest frames from a :class:`SlotGroup` and ``process`` them.
+    """Gather the newest frames from a :class:`SlotGroup`, ``prepare`` and ``process`` them.
 
-    ``process(frames)`` segments and publishes ``[(camera, msg, received), ...]`` (see
-    :meth:`SlotGroup.take`; ``window()`` gives its batch window in seconds, None: one frame
-    at a time); an exception is handed to ``on_error(error)`` (one bad frame must not stop
-    the stream) unless the worker is stopping.  The loop ends when the group is closed or
-    ``running()`` turns False.  ``max_rate`` limits the rounds (one frame per camera at
-    most) per second.
+    ``prepare(frames)`` gets each group of ``[(camera, msg, received), ...]`` as it is
+    gathered (see :meth:`SlotGroup.gather`; ``window()`` gives its batch window in seconds,
+    None: one frame at a time) and returns a list of prepared frames (decoded and copied
+    for the device while the other cameras' frames are on their way); ``process(prepared)``
+    segments and publishes a round's.  An exception is handed to ``on_error(error)`` (one
+    bad frame must not stop the stream) unless the worker is stopping.  The loop ends when
+    the group is closed or ``running()`` turns False.  ``max_rate`` limits the rounds (one
+    frame per camera at most) per second.
     """
 
-    def __init__(self, slots, process: Callable, on_error: Callable[[Exception], None],
+    def __init__(self, slots, prepare: Callable, process: Callable,
+                 on_error: Callable[[Exception], None],
                  running: Callable[[], bool], max_rate: Callable[[], float],
                  window: Callable[[], Optional[float]],
                  on_start: Optional[Callable[[], None]] = None):
         self.slots = slots
+        self.prepare = prepare
         self.process = process
         self.on_error = on_error
         self.running = running
@@ -59,12 +63,14 @@ class FrameWorker:
                 if delay > 0:
                     time.sleep(min(delay, POLL_S))
                     continue
-            frames = self.slots.take(POLL_S, self.window())
-            if not frames:
-                continue
-            last_start = time.monotonic()
+            prepared, started = [], False
             try:
-                self.process(frames)
+                for frames in self.slots.gather(POLL_S, self.window()):
+                    if not started:
+                        last_start, started = time.monotonic(), True
+                    prepared += self.prepare(frames)
+                if prepared:
+                    self.process(prepared)
             except Exception as error:  # noqa: B902 - one bad frame must not stop the node
                 if self._stopping():
                     return              # publishing fails once the context is shut down

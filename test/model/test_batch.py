@@ -36,6 +36,7 @@ def test_segment_batch_equals_segment_frame_by_frame(rn_pipeline):
 
 def test_iter_segment_batch_gives_each_result_when_it_is_ready(rn_pipeline, encoder_batches,
                                                                monkeypatch):
+    """On a CPU each frame's head and outputs are made at its turn, after the shared encoder."""
     import lseg_ros.core.pipeline as pipeline_module
     overlays, heads = [], []
     real_blend, real_reduce = pipeline_module.blend, pipeline_module.reduce_logits
@@ -47,8 +48,7 @@ def test_iter_segment_batch_gives_each_result_when_it_is_ready(rn_pipeline, enco
     results = rn_pipeline.iter_segment_batch(images, OutputRequest(overlay=True))
     first = next(results)
     assert encoder_batches == [3]                # one encoder call for the three
-    assert len(overlays) == 1                    # the other frames' outputs are not made yet
-    assert len(heads) == 2                       # the first frame's head, and the next one's
+    assert len(overlays) == 1 and len(heads) == 1   # the other frames' are not made yet
     time.sleep(0.5)                              # the consumer's turn: not in their timings
     rest = list(results)
     assert encoder_batches == [3] and len(overlays) == 3 and len(heads) == 3
@@ -66,8 +66,34 @@ def test_iter_segment_batch_gives_each_result_when_it_is_ready(rn_pipeline, enco
                                              + own['postprocess'])
 
 
-def test_a_failing_next_head_leaves_the_finished_frame(rn_pipeline, monkeypatch):
-    """The look-ahead's error belongs to the next frame: the finished one is still given."""
+def test_on_a_gpu_every_head_is_queued_before_the_first_frame_is_given(rn_pipeline,
+                                                                       monkeypatch):
+    """The device path queues all heads and copies up front (run here with CPU tensors)."""
+    import lseg_ros.core.pipeline as pipeline_module
+    heads = []
+    real_reduce = pipeline_module.reduce_logits
+    monkeypatch.setattr(pipeline_module, 'reduce_logits',
+                        lambda *args: heads.append(1) or real_reduce(*args))
+    monkeypatch.setattr(pipeline_module, 'queues_all_heads', lambda device: True)
+    images = frames(3, 64, 64)
+    request = OutputRequest(confidence=True, overlay=True, features_stride=2)
+    results = rn_pipeline.iter_segment_batch(images, request)
+    first = next(results)
+    assert len(heads) == 3
+    every = [first] + list(results)
+    monkeypatch.setattr(pipeline_module, 'queues_all_heads', lambda device: False)
+    for image, result in zip(images, every):
+        single = rn_pipeline.segment(image, request)
+        assert np.array_equal(result.mask, single.mask)
+        np.testing.assert_allclose(result.confidence, single.confidence, atol=1e-5)
+        assert np.array_equal(result.overlay, single.overlay)
+        np.testing.assert_allclose(result.features, single.features, atol=1e-5)
+        assert result.timings['batch'] == 3.0
+
+
+@pytest.mark.parametrize('queue_all', [False, True])
+def test_a_failing_head_fails_its_own_frame_only(rn_pipeline, monkeypatch, queue_all):
+    """A head's error belongs to its frame: the frames before it are still given."""
     import lseg_ros.core.pipeline as pipeline_module
     real_reduce, calls = pipeline_module.reduce_logits, []
 
@@ -78,6 +104,7 @@ def test_a_failing_next_head_leaves_the_finished_frame(rn_pipeline, monkeypatch)
         return real_reduce(*args)
 
     monkeypatch.setattr(pipeline_module, 'reduce_logits', reduce_failing_second)
+    monkeypatch.setattr(pipeline_module, 'queues_all_heads', lambda device: queue_all)
     images = frames(3, 64, 64)
     results = rn_pipeline.iter_segment_batch(images, OutputRequest())
     first = next(results)

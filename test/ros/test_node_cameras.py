@@ -244,10 +244,13 @@ def test_each_frame_of_a_batch_is_published_as_soon_as_it_is_ready(fail_at):
 
     node = SimpleNamespace(
         cameras={name: Camera(name) for name in ('front', 'side')},
-        pipeline=SimpleNamespace(query=None, iter_segment_batch=iter_segment_batch),
+        pipeline=SimpleNamespace(query=None, iter_segment_batch=iter_segment_batch,
+                                 stage=lambda rgb: rgb),
         settings={p.name: p.default for p in PARAMS},
         _on_frame_error=lambda camera, error: errors.append((camera.name, str(error))))
-    LsegRuntime._process(node, [(name, frame(name, 7), 0.0) for name in ('front', 'side')])
+    prepared = LsegRuntime._prepare(node, [(name, frame(name, 7), 0.0)
+                                           for name in ('front', 'side')])
+    LsegRuntime._process(node, prepared)
     if fail_at is None:
         assert events == ['result 0', 'publish front', 'result 1', 'publish side']
         assert errors == []
