@@ -475,6 +475,8 @@ class LsegPipeline:
         """
         staged = [self.stage(rgb) for rgb in images]
         if self.device.type != 'cuda':
+            if len(staged) == 1:                    # no second copy of a single frame
+                return staged[0].pixels.unsqueeze(0)
             return torch.stack([frame.pixels for frame in staged])
         batch = torch.empty((len(staged),) + staged[0].shape, dtype=torch.uint8,
                             device=self.device)

@@ -12,15 +12,20 @@ class StageTimer:
     """Marks stage boundaries; :meth:`result` returns milliseconds per stage."""
 
     def __init__(self, device: torch.device):
-        self.cuda = torch.device(device).type == 'cuda'
+        self.device = torch.device(device)
+        self.cuda = self.device.type == 'cuda'
         self.marks = []
         self.mark('start')
 
     def mark(self, name: str) -> None:
-        """End the stage called ``name`` (the first mark starts the clock)."""
+        """End the stage called ``name`` (the first mark starts the clock).
+
+        On a GPU the event is recorded on the current stream of the timer's device, not of
+        the thread's current device: the pipeline waits on these events for its outputs.
+        """
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))
             self.marks.append((name, event))
         else:
             self.marks.append((name, time.perf_counter()))

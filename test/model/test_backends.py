@@ -417,6 +417,34 @@ def test_a_batch_of_four_needs_little_more_graph_memory_than_one(rn_weights):
 
 
 @gpu
+def test_a_gpu_batch_queues_every_head_and_equals_frame_by_frame(rn_weights):
+    """Heads and output copies queued at once give each frame's own outputs.
+
+    With a second GPU the pipeline runs there while the thread's current device is the
+    first: the outputs' copies must still be waited for on the pipeline's device.
+    """
+    devices = ['cuda:0'] + (['cuda:1'] if torch.cuda.device_count() > 1 else [])
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    request = OutputRequest(confidence=True, overlay=True, features_stride=2)
+    for device in devices:
+        pipeline = LsegPipeline.from_checkpoint(rn_weights, backend='torch', device=device,
+                                                precision='fp16', input_size=160,
+                                                labels='others, dog', compile_mode=None)
+        for _ in range(2):                              # the second time from the caches
+            batch = pipeline.segment_batch(images, request)
+            for image, result in zip(images, batch):
+                single = pipeline.segment(image, request)
+                assert np.mean(result.mask == single.mask) > 0.999, device
+                np.testing.assert_allclose(result.confidence, single.confidence, atol=2e-2)
+                assert np.mean(np.abs(result.overlay.astype(int) - single.overlay) <= 2) \
+                    > 0.999
+                np.testing.assert_allclose(result.features, single.features, atol=2e-2)
+                assert result.timings['head'] > 0 and result.timings['batch'] == 3.0
+        pipeline.backend.close()
+
+
+@gpu
 def test_the_head_of_a_batch_needs_one_images_float32_copy_at_a_time():
     from lseg_ros.core.model.head import logits_at_input
     features = torch.randn(4, 512, 120, 160, device='cuda', dtype=torch.float16)

@@ -92,8 +92,8 @@ def test_on_a_gpu_every_head_is_queued_before_the_first_frame_is_given(rn_pipeli
 
 
 @pytest.mark.parametrize('queue_all', [False, True])
-def test_a_failing_head_fails_its_own_frame_only(rn_pipeline, monkeypatch, queue_all):
-    """A head's error belongs to its frame: the frames before it are still given."""
+def test_a_failing_head_leaves_the_frames_before_it(rn_pipeline, monkeypatch, queue_all):
+    """A head's error is raised at its own frame's turn: the frames before it are given."""
     import lseg_ros.core.pipeline as pipeline_module
     real_reduce, calls = pipeline_module.reduce_logits, []
 

@@ -8,6 +8,8 @@ through ROS 2 from a client in another context.  A second test runs the executab
 """
 
 import gc
+import os
+import signal
 import threading
 import time
 import uuid
@@ -170,6 +172,22 @@ def test_the_executable_exits_on_the_shutdown_transition(rn_checkpoint, client):
         assert lifecycle.state() == 'unconfigured'
         assert lifecycle.transition('shutdown')
         assert proc.wait_exit(20) == 0, proc.output()
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_the_executable_exits_on_ctrl_c_and_sigterm(rn_checkpoint, client, signum):
+    """Ctrl-C (launch) and SIGTERM end the managed node, whatever executor spins it."""
+    name = f'lseg_sig_{uuid.uuid4().hex[:8]}'
+    proc = NodeProcess({'checkpoint': rn_checkpoint, 'device': 'cpu'}, name=name,
+                       executable='lseg_lifecycle_node')
+    try:
+        lifecycle = Lifecycle(client, f'/{name}')
+        assert lifecycle.state() == 'unconfigured'
+        os.killpg(proc.proc.pid, signum)
+        assert proc.wait_exit(20) == 0, proc.output()
+        assert 'executor: ' in proc.output()
     finally:
         proc.stop()
 
