@@ -537,6 +537,13 @@ def main(args=None, node_class=None, spin=None, help_text=None) -> int:
     except Exception as error:  # noqa: B902 - e.g. malformed --ros-args
         print(f'[ERROR] [{NODE_NAME}]: cannot start: {error}', file=sys.stderr)
         return 2
+    try:                                       # before the model loads
+        executor = make_executor(os.environ.get(EXECUTOR_ENV, 'auto'))
+    except ValueError as error:
+        print(f'[ERROR] [{NODE_NAME}]: cannot start: {EXECUTOR_ENV}: {error}',
+              file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     try:
         node = (node_class or LsegNode)()
     except (LsegError, OSError, RuntimeError, ValueError, ImportError,
@@ -547,7 +554,6 @@ def main(args=None, node_class=None, spin=None, help_text=None) -> int:
     except KeyboardInterrupt:                  # Ctrl-C while the model was loading
         rclpy.try_shutdown()
         return 0
-    executor = make_executor(os.environ.get(EXECUTOR_ENV, 'auto'))
     executor.add_node(node)
     node.get_logger().info(f'executor: {executor_name(executor)}')
     try:

@@ -49,6 +49,18 @@ def test_bad_initial_labels_and_choices_fail_at_start(rn_checkpoint, tmp_path):
         assert message in output and 'Traceback' not in output, output
 
 
+def test_an_unknown_executor_fails_at_start_before_the_model_loads(
+        rn_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv('LSEG_EXECUTOR', 'fast')
+    proc = NodeProcess({'checkpoint': rn_checkpoint, 'device': 'cpu'},
+                       log_path=tmp_path / 'node.log')
+    assert proc.wait_exit(60) == 2
+    output = proc.output()
+    proc.stop()
+    assert 'LSEG_EXECUTOR' in output and 'one of auto, events, single, multi' in output
+    assert 'checkpoint' not in output and 'Traceback' not in output, output
+
+
 def test_unusable_engine_is_a_warning_and_in_diagnostics(rn_checkpoint, tmp_path):
     """Backend auto with an unusable engine: one ROS warning naming it, diagnostics say why."""
     from diagnostic_msgs.msg import DiagnosticArray
