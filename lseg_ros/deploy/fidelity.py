@@ -11,8 +11,9 @@ tensor (its sha256 is recorded) is copied to the device and encoded by the refer
 * relative L2 ``||A-B|| / ||A||`` and max-abs difference (raw and per-pixel normalised);
 * task level, with the text embeddings of the given labels and the pipeline's head
   (normalise, dot, x2 upsample): argmax agreement of the two label maps, their mIoU (mean
-  over labels present in either map), and the reference's top-1 margin at the pixels that
-  disagree (near-ties explain most flips).
+  over labels present in either map, each label's IoU and pixel counts listed: a label on a
+  single near-tie pixel weighs as much as a large one), and the reference's top-1 margin at
+  the pixels that disagree (near-ties explain most flips).
 
 Thresholds (defaults per precision of the backend under test; engineering targets from
 docs/deployment.md) give PASS or FAIL and the tool's exit code.
@@ -107,14 +108,19 @@ def compare(reference: torch.Tensor, test: torch.Tensor,
         test_mask = test_logits.argmax(0)
         same = ref_mask == test_mask
         metrics['agreement'] = float(same.double().mean())
-        ious = []
+        per_label = []
         for k in range(w.shape[0]):
             r, t = ref_mask == k, test_mask == k
             union = int((r | t).sum())
             if union:
-                ious.append(int((r & t).sum()) / union)
-        metrics['miou'] = float(np.mean(ious)) if ious else 1.0
-        metrics['labels_present'] = len(ious)
+                per_label.append({'label': k, 'iou': int((r & t).sum()) / union,
+                                  'reference_pixels': int(r.sum()),
+                                  'test_pixels': int(t.sum())})
+        metrics['miou'] = float(np.mean([e['iou'] for e in per_label])) if per_label else 1.0
+        metrics['labels_present'] = len(per_label)
+        # Every label present counts alike in the mean, also one that covers a few
+        # near-tie pixels: these entries show when such a label is what lowers the mIoU.
+        metrics['label_ious'] = per_label
         if not bool(same.all()):
             top2 = ref_logits.topk(2, dim=0).values
             margin = (top2[0] - top2[1])[~same]
@@ -196,6 +202,8 @@ def run_fidelity(weights, backend: str = 'torch', precision: str = 'fp16',
                     raise LsegError('the input tensor changed while encoding')
                 metrics, heat = compare(ref_features.to(device), test_features.to(device),
                                         head_weights)
+                for entry in metrics.get('label_ious', ()):
+                    entry['name'] = label_list[entry['label']]
                 failed = verdict(metrics, limits)
                 case = {'image': image_index, 'size': list(size), 'input_sha256': digest,
                         'feature_shape': list(ref_features.shape),
@@ -208,6 +216,11 @@ def run_fidelity(weights, backend: str = 'torch', precision: str = 'fp16',
                          metrics['mean_cosine'], metrics['p1_cosine'], metrics['min_cosine'],
                          metrics['rel_l2'], metrics.get('agreement', float('nan')),
                          metrics.get('miou', float('nan')), 'PASS' if not failed else 'FAIL')
+                if metrics.get('label_ious'):
+                    worst = min(metrics['label_ious'], key=lambda e: e['iou'])
+                    LOG.info('  lowest label IoU: %s %.4f (%d reference pixels, %d test '
+                             'pixels)', worst['name'], worst['iou'], worst['reference_pixels'],
+                             worst['test_pixels'])
                 del ref_features, test_features
         test.close()
         reference.close()

@@ -103,6 +103,23 @@ def test_compare_metrics_in_float64():
         compare(a, b[:, :, :10])
 
 
+def test_a_label_on_one_pixel_weighs_in_the_miou_and_is_listed():
+    # Two labels: the reference gives label 1 to a single pixel, the test does not.  The
+    # label maps agree on all pixels but one, yet the mIoU is the mean of 1.0 and 0.0.
+    a = torch.zeros(1, 2, 8, 8)
+    a[0, 0] = 1.0
+    a[0, 1, 3, 3], a[0, 0, 3, 3] = 1.0, 0.0
+    b = a.clone()
+    b[0, 1, 3, 3], b[0, 0, 3, 3] = 0.49, 0.51
+    metrics, _ = compare(a, b, torch.eye(2))
+    assert metrics['agreement'] == pytest.approx(1 - 4 / 256)      # x2 upsampled maps
+    assert metrics['miou'] == pytest.approx((252 / 256 + 0.0) / 2)
+    assert metrics['labels_present'] == 2
+    small = [e for e in metrics['label_ious'] if e['label'] == 1][0]
+    assert small == {'label': 1, 'iou': 0.0, 'reference_pixels': 4, 'test_pixels': 0}
+    assert 'miou' in verdict(metrics, {'miou': 0.97})[0]
+
+
 def test_default_thresholds_depend_on_precision():
     fp16, fp32 = default_thresholds('fp16'), default_thresholds('fp32')
     assert fp16['mean_cosine'] < fp32['mean_cosine'] and fp16['rel_l2'] > fp32['rel_l2']
@@ -114,6 +131,8 @@ def test_fidelity_onnxruntime_against_torch_on_cpu(rn_weights, rn_onnx, tmp_path
     assert report['passed'] and report['backend']['backend'] == 'onnxruntime'
     case = report['cases'][0]
     assert case['metrics']['rel_l2'] < 1e-4 and case['metrics']['agreement'] > 0.99
+    names = {e['name'] for e in case['metrics']['label_ious']}
+    assert names and names <= {'sky', 'grass', 'road', 'other'}
     assert len(case['input_sha256']) == 64 and case['feature_shape'] == [1, 512, 32, 32]
     assert report['thresholds'] == default_thresholds('fp32')
     assert Path(plot_heatmaps(report, str(tmp_path / 'h.png'))).read_bytes()[:8] == PNG

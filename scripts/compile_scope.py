@@ -1,0 +1,123 @@
+# Copyright 2026 The lseg_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+r"""Which parts of the fp16 image encoder can Inductor compile and still pass the fidelity gate.
+
+    python scripts/compile_scope.py --output scope.json \
+        [--scopes lean,trunk,backbone,all] [--sizes 384x384,480x640,1024x1024]
+
+For each scope, one fp16 torch backend (the GPU default: CUDA graph, channels-last, folded
+BatchNorm, PyTorch's LayerNorm) with ``torch.compile`` (mode ``default``) applied to:
+
+  lean      nothing (the ViT-L/16 default)
+  trunk     the ViT trunk (patch and position embedding, the 24 blocks)
+  backbone  the trunk and the four reassemble stages (the decoder stays eager)
+  all       the whole encoder (``compile: on``)
+
+then, at each size and batch 1, its latency (``tools/latency.py``'s timing: warm-up 5, 30
+timed calls, p50, no transfers) and its fidelity against PyTorch fp32 on the same input
+(``tools/fidelity.py``'s metrics and fp16 thresholds, the bundled sample frame, its labels).
+Random official-layout ViT-L/16 weights (lseg_ros.core.model.synthetic).  Issue 11,
+docs/benchmarks.md.  Needs a CUDA GPU; each compiled scope costs about 20 s per size.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+SCOPES = ('lean', 'trunk', 'backbone', 'all')
+
+
+def compiled_backend(weights, device, scope: str):
+    """Return the fp16 torch backend with ``scope`` compiled by Inductor."""
+    import torch
+
+    from lseg_ros.core.backends.torch_backend import raise_recompile_limit, TorchBackend
+
+    backend = TorchBackend(weights, device, 'fp16', compile_mode='gpu' if scope == 'all'
+                           else None)
+    raise_recompile_limit()
+    if scope == 'trunk':
+        backend.model.pretrained.model = torch.compile(backend.model.pretrained.model,
+                                                       dynamic=False)
+    elif scope == 'backbone':
+        backend.model.pretrained = torch.compile(backend.model.pretrained, dynamic=False)
+    return backend
+
+
+def main(argv=None) -> int:
+    """Measure latency and fidelity of each compile scope; write one JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--output', required=True, help='JSON report to write')
+    parser.add_argument('--scopes', default=','.join(SCOPES),
+                        help=f'comma-separated, of {", ".join(SCOPES)}')
+    parser.add_argument('--sizes', default='384x384,480x640,1024x1024')
+    args = parser.parse_args(argv)
+    scopes = args.scopes.split(',')
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        parser.error(f'unknown scope(s) {", ".join(unknown)}; choose from {", ".join(SCOPES)}')
+
+    import torch
+
+    from lseg_ros.core.backends.torch_backend import TorchBackend
+    from lseg_ros.core.interrupts import write_text
+    from lseg_ros.core.labels import parse_labels
+    from lseg_ros.core.model.checkpoint import load_weights
+    from lseg_ros.core.model.head import text_weights
+    from lseg_ros.core.model.synthetic import cached_reference_checkpoint
+    from lseg_ros.core.model.text_encoder import ClipTextEncoder
+    from lseg_ros.core.model.variants import VIT_L16
+    from lseg_ros.core.options import FIDELITY_LABELS
+    from lseg_ros.core.samples import sample_frame
+    from lseg_ros.deploy.fidelity import compare, default_thresholds, prepare_input, verdict
+    from lseg_ros.deploy.latency import parse_sizes, strict_fp32, time_backend
+    from lseg_ros.deploy.report import environment
+
+    if not torch.cuda.is_available():
+        print('compile_scope: needs a CUDA GPU', file=sys.stderr)
+        return 2
+    device = torch.device('cuda')
+    weights = load_weights(cached_reference_checkpoint(VIT_L16))
+    labels = parse_labels(FIDELITY_LABELS)
+    head = text_weights(ClipTextEncoder(weights.text, device='cpu').encode(labels))
+    rgb = sample_frame(5, 480, 640)
+    limits = default_thresholds('fp16')
+    rows = []
+    with strict_fp32():
+        reference = TorchBackend(weights, device, 'fp32', cuda_graph=False,
+                                 channels_last=False, cudnn_benchmark=False, compile_mode=None)
+        cases = {}
+        for size in parse_sizes(args.sizes):
+            x = prepare_input(rgb, size, VIT_L16)
+            cases[size] = (x, reference(x.to(device)).float().clone())
+        reference.close()
+        del reference
+        torch.cuda.empty_cache()
+        for scope in scopes:
+            start = time.monotonic()
+            backend = compiled_backend(weights, device, scope)
+            for size, (x, expected) in cases.items():
+                row = {'scope': scope, 'size': list(size),
+                       'latency_ms': time_backend(backend, x.to(device), 5, 30)}
+                metrics, _ = compare(expected, backend(x.to(device)).float().clone(), head)
+                row.update(metrics=metrics, failed=verdict(metrics, limits),
+                           elapsed_s=round(time.monotonic() - start, 1))
+                row['passed'] = not row['failed']
+                rows.append(row)
+                print(f'{scope:9s} {size[0]}x{size[1]}: p50 {row["latency_ms"]["p50"]:.2f} ms, '
+                      f'cos {metrics["mean_cosine"]:.7f}, agreement {metrics["agreement"]:.4f}, '
+                      f'mIoU {metrics["miou"]:.4f} -> '
+                      f'{"PASS" if row["passed"] else "FAIL"}', flush=True)
+            backend.close()
+            del backend
+            torch.cuda.empty_cache()
+    report = {'tool': 'compile_scope', 'variant': VIT_L16.name, 'labels': list(labels),
+              'thresholds': limits, 'environment': environment(device), 'rows': rows}
+    write_text(args.output, json.dumps(report, indent=1) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
