@@ -104,8 +104,9 @@ def test_compare_metrics_in_float64():
 
 
 def test_a_label_on_one_pixel_weighs_in_the_miou_and_is_listed():
-    # Two labels: the reference gives label 1 to a single pixel, the test does not.  The
-    # label maps agree on all pixels but one, yet the mIoU is the mean of 1.0 and 0.0.
+    # Two labels: the reference gives label 1 to a single feature pixel (4 pixels of the x2
+    # upsampled label map), the test does not.  The maps agree on 252 of 256 pixels, yet
+    # the mIoU is the mean of 252/256 (label 0) and 0.0 (label 1).
     a = torch.zeros(1, 2, 8, 8)
     a[0, 0] = 1.0
     a[0, 1, 3, 3], a[0, 0, 3, 3] = 1.0, 0.0
