@@ -44,9 +44,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, checkpoint_required=Tru
                             'ONNX/engine: their own)')
     group.add_argument('--compile', default='auto', choices=('auto', 'on', 'off'),
                        help='torch on a GPU: compile the encoder with Inductor; auto (default): '
-                            'ResNet101 only (ViT-L/16 compiled fails the fidelity gate at '
-                            '1024x1024); on: every variant (ViT 10-16 %% faster); ~25 s per '
-                            'input size the first time, ~6 s from the cache')
+                            'the variants whose compiled model passes the fidelity gate, '
+                            'today both; on: every variant; off: none; ~25 s per input size '
+                            'the first time, ~6 s from the cache')
     group.add_argument('--no-compile', dest='compile', action='store_const', const='off',
                        help='the same as --compile off')
     group.add_argument('--engine', help='TensorRT engine file (backend tensorrt)')

@@ -2,11 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """Check a backend against PyTorch fp32 on byte-identical pre-processed input.
 
-Reports per-pixel cosine (mean, p1, min, in float64), relative L2, argmax agreement and
-mIoU of the label maps for --labels; compares them with thresholds (defaults depend on the
-backend's precision, override with the --min-*/--max-* options), prints PASS or FAIL and
-exits 0 (PASS), 1 (FAIL or error) or 2 (usage).  Writes a JSON report and a heat map of
-1 - cosine.
+Reports, per image and size, per-pixel cosine (mean, p1, min, in float64), relative L2 and
+the argmax agreement of the label maps for --labels, and per size the mIoU of the set of
+images (each label's intersections and unions summed over the images; labels on fewer than
+--min-label-pixels pixels of the set are listed, not counted); compares them with
+thresholds (defaults depend on the backend's precision, override with the --min-*/--max-*
+options), prints PASS or FAIL and exits 0 (PASS), 1 (FAIL or error) or 2 (usage).  Writes
+a JSON report and a heat map of 1 - cosine (per size, its worst image).  Default images:
+20 frames of the bundled sample stream.
 
 Examples:
   tools/fidelity.py --checkpoint demo_e200.ckpt --backend torch --precision fp16 \
@@ -23,11 +26,31 @@ from lseg_ros.cli.common import add_verbose, run_main
 from lseg_ros.core.options import BACKENDS, FIDELITY_LABELS, PRECISIONS
 
 PROG = 'fidelity'
+#: Mirrors of lseg_ros.deploy.fidelity's defaults (not imported: --help stays light).
+DEFAULT_FRAMES = 20
+MIN_LABEL_PIXELS = 100
 #: A backend under test is named: ``auto`` would not say which one is measured.
 BACKENDS_UNDER_TEST = tuple(name for name in BACKENDS if name != 'auto')
 LIMITS = (('min_mean_cosine', 'mean_cosine'), ('min_p1_cosine', 'p1_cosine'),
           ('min_min_cosine', 'min_cosine'), ('max_rel_l2', 'rel_l2'),
           ('min_agreement', 'agreement'), ('min_miou', 'miou'))
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'needs 1 or more, not {text}')
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a whole number: {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'needs 0 or more, not {text}')
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                              'and options, e.g. torch-fp8-rowwise); overrides --precision')
     parser.add_argument('--sizes', default='384x384,480x640', help='HxW sizes, comma-separated')
     parser.add_argument('--image', action='append', default=[],
-                        help='RGB image file (repeatable; default: the bundled sample frame)')
+                        help='RGB image file (repeatable; default: --frames sample frames)')
+    parser.add_argument('--frames', type=_positive, default=DEFAULT_FRAMES, metavar='N',
+                        help=f'sample frames to compare on when no --image is given '
+                             f'(default {DEFAULT_FRAMES})')
+    parser.add_argument('--min-label-pixels', type=_non_negative, default=MIN_LABEL_PIXELS,
+                        metavar='N', help='a label counts in the mIoU when its union over the '
+                                          f'images of a size covers N pixels or more (default '
+                                          f'{MIN_LABEL_PIXELS}; 0: every label)')
     parser.add_argument('--labels', help='comma-separated labels for the label maps '
                                          '(default: 20 everyday labels)')
     parser.add_argument('--device', default='auto', help='device of the backend under test')
@@ -96,7 +126,8 @@ def main(args: argparse.Namespace) -> int:
     report = run_fidelity(weights, args.backend, precision, sizes, args.device,
                           args.labels or FIDELITY_LABELS, images, engine=args.engine,
                           onnx=args.onnx, thresholds=thresholds,
-                          reference_device=args.reference_device, **options)
+                          reference_device=args.reference_device, frames=args.frames,
+                          min_label_pixels=args.min_label_pixels, **options)
     write_json(json_report(report), args.output)
     if args.heatmap:
         plot_heatmaps(report, args.heatmap)
@@ -104,13 +135,23 @@ def main(args: argparse.Namespace) -> int:
     print(f'{report["variant"]}: {backend["backend"]} {backend["precision"]} on '
           f'{backend["device"]} vs PyTorch fp32 on {report["reference"]["device"]}')
     print('thresholds: ' + json.dumps(report['thresholds']))
-    for case in report['cases']:
-        m = case['metrics']
-        print(f'  {case["size"][0]}x{case["size"][1]} (image {case["image"]}): mean cos '
-              f'{m["mean_cosine"]:.6f}, p1 {m["p1_cosine"]:.6f}, min {m["min_cosine"]:.6f}, '
-              f'rel L2 {m["rel_l2"]:.2e}, agreement {m.get("agreement", float("nan")):.4f}, '
-              f'mIoU {m.get("miou", float("nan")):.4f} -> '
-              + ('PASS' if case['passed'] else 'FAIL: ' + '; '.join(case['failed'])))
+    print(f'{report["images"]} image(s); mIoU of the set of images per size, labels on '
+          f'{report["min_label_pixels"]}+ pixels of the set')
+    for summary in report['sets']:
+        size = summary['size']
+        cases = [c for c in report['cases'] if c['size'] == size]
+        worst = min(cases, key=lambda c: c['metrics'].get('agreement', 1.0))['metrics']
+        lowest = min(cases, key=lambda c: c['metrics']['min_cosine'])['metrics']
+        print(f'  {size[0]}x{size[1]}: mean cos >= '
+              f'{min(c["metrics"]["mean_cosine"] for c in cases):.6f}, min cos '
+              f'{lowest["min_cosine"]:.6f}, rel L2 <= '
+              f'{max(c["metrics"]["rel_l2"] for c in cases):.2e}, agreement >= '
+              f'{worst.get("agreement", float("nan")):.4f}, set mIoU {summary["miou"]:.4f} '
+              f'({summary["labels_counted"]} labels; every label '
+              f'{summary["miou_every_label"]:.4f}) -> '
+              + ('PASS' if summary['passed'] else 'FAIL: ' + '; '.join(
+                  summary['failed'] + [f'image {c["image"]}: {"; ".join(c["failed"])}'
+                                       for c in cases if c['failed']])))
     print('PASS' if report['passed'] else 'FAIL')
     return 0 if report['passed'] else 1
 

@@ -14,6 +14,10 @@ import numpy as np
 SAMPLE_LABELS = 'dog, grass, road, sky, other'
 
 
+#: Frames of the sample stream that differ (the dog walks through 14 places, then repeats).
+DISTINCT_FRAMES = 14
+
+
 def sample_frame(index: int, height: int = 480, width: int = 640) -> np.ndarray:
     """Return frame ``index`` of the sample stream as an (H, W, 3) uint8 RGB image."""
     rng = np.random.default_rng(1234)
@@ -27,7 +31,7 @@ def sample_frame(index: int, height: int = 480, width: int = 640) -> np.ndarray:
     road = np.array([[int(0.40 * width), horizon], [int(0.55 * width), horizon],
                      [int(0.95 * width), height], [int(0.15 * width), height]], np.int32)
     cv2.fillConvexPoly(frame, road, (105, 105, 110))
-    x = int((0.1 + 0.06 * (index % 14)) * width)
+    x = int((0.1 + 0.06 * (index % DISTINCT_FRAMES)) * width)
     y = int(0.72 * height)
     rx, ry = max(2, width // 12), max(2, height // 14)
     cv2.ellipse(frame, (x, y), (rx, ry), 0, 0, 360, (120, 80, 40), -1)

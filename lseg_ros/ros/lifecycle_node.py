@@ -12,8 +12,9 @@ The same node as ``lseg_node`` (same parameters, topics and code: the
                 unconfigured)
   activate      subscribe to the camera(s), segment and publish, diagnostics
   deactivate    unsubscribe and stop segmenting (the model stays loaded)
-  cleanup       destroy the publishers and release the model and its GPU memory
-                (``torch.cuda.empty_cache()``)
+  cleanup       destroy the publishers and release the model, its GPU memory
+                (``torch.cuda.empty_cache()``) and the page-locked host memory of staged
+                frames
   shutdown      from any state: as deactivate + cleanup, then the process exits
 
 A second executable rather than a switch of ``lseg_node``: the plain node keeps its

@@ -485,11 +485,19 @@ class LsegNode(LsegRuntime, Node):
 
 
 def release_memory(device) -> None:
-    """Give the memory of released models back (the GPU's caching allocator included)."""
+    """Give the memory of released models back (the GPU's caching allocators included).
+
+    On a GPU: torch's device memory cache and its cache of page-locked host memory (the
+    frames staged for DMA, :meth:`LsegPipeline.stage`); torch without the private call
+    of the latter keeps its pinned blocks until the process exits.
+    """
     gc.collect()
     if device.type == 'cuda':
         import torch
         torch.cuda.empty_cache()
+        host_empty_cache = getattr(torch._C, '_host_emptyCache', None)
+        if host_empty_cache is not None:
+            host_empty_cache()
 
 
 BUSY = {FRAME_THREAD: 'a frame is being segmented',

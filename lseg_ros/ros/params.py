@@ -69,10 +69,11 @@ PARAMS = (
           'ONNX/engine: their own), fp32 or fp16.', read_only=True,
           choices=('auto', 'fp32', 'fp16')),
     Param('compile', 'auto', 'torch on a GPU: compile the encoder with Inductor inside its '
-          'CUDA graph. auto: ResNet101 only (1.99 vs 2.83 ms; compiled ViT-L/16 fails the '
-          'fidelity gate at 1024x1024, docs/benchmarks.md); on: every variant (ViT-L/16 '
-          '10-16 % faster); off: none. Compiling costs about 25 s per input size and batch '
-          'shape at the first start, about 6 s from the cache in ~/.cache/lseg_ros/inductor.',
+          'CUDA graph. auto: the variants whose compiled model passes the fidelity gate, '
+          'today both (H200, 480x640: ViT-L/16 3.60 vs 4.14 ms, ResNet101 1.95 vs 2.81 ms, '
+          'docs/benchmarks.md); on: every variant; off: none. Compiling costs about 25 s per '
+          'input size and batch shape at the first start, about 6 s from the cache in '
+          '~/.cache/lseg_ros/inductor.',
           read_only=True, choices=('auto', 'on', 'off')),
     Param('input_size', 480, 'Long side of the network input in pixels; the image is resized '
           'keeping its aspect and padded to multiples of 32.', read_only=True,

@@ -13,8 +13,8 @@ import torch
 
 from lseg_ros.core.errors import LsegError
 from lseg_ros.deploy.export import export_image_encoder
-from lseg_ros.deploy.fidelity import (compare, default_thresholds, json_report, plot_heatmaps,
-                                      run_fidelity, verdict)
+from lseg_ros.deploy.fidelity import (compare, default_images, default_thresholds, json_report,
+                                      plot_heatmaps, run_fidelity, set_miou, verdict)
 from lseg_ros.deploy.latency import (BASELINE, build_specs, format_table, measure, parse_sizes,
                                      percentiles, plot, strict_fp32)
 
@@ -117,8 +117,42 @@ def test_a_label_on_one_pixel_weighs_in_the_miou_and_is_listed():
     assert metrics['miou'] == pytest.approx((252 / 256 + 0.0) / 2)
     assert metrics['labels_present'] == 2
     small = [e for e in metrics['label_ious'] if e['label'] == 1][0]
-    assert small == {'label': 1, 'iou': 0.0, 'reference_pixels': 4, 'test_pixels': 0}
+    assert small == {'label': 1, 'iou': 0.0, 'intersection': 0, 'union': 4,
+                     'reference_pixels': 4, 'test_pixels': 0}
     assert 'miou' in verdict(metrics, {'miou': 0.97})[0]
+
+
+def test_set_miou_sums_over_the_images_and_does_not_count_labels_on_few_pixels():
+    def entry(label, intersection, union, reference, test):
+        return {'label': label, 'iou': intersection / union, 'intersection': intersection,
+                'union': union, 'reference_pixels': reference, 'test_pixels': test}
+
+    one = [entry(0, 90, 100, 95, 95), entry(1, 0, 1, 1, 0)]     # a near-tie pixel lost
+    two = [entry(0, 100, 100, 100, 100)]
+    summary = set_miou([one, two], min_label_pixels=100)
+    assert summary['miou'] == pytest.approx(190 / 200)          # summed, not averaged
+    assert summary['miou_every_label'] == pytest.approx((190 / 200 + 0.0) / 2)
+    assert (summary['labels_counted'], summary['labels_not_counted'], summary['images']) == \
+        (1, 1, 2)
+    small = summary['labels'][1]
+    assert small['counted'] is False and small['union'] == 1 and small['reference_pixels'] == 1
+    # every label counts with 0, as in a per-image mIoU
+    assert set_miou([one, two], 0)['miou'] == pytest.approx(summary['miou_every_label'])
+    # a label the test invents on enough pixels counts (its union is the test's pixels)
+    invented = set_miou([one + [entry(2, 0, 150, 0, 150)], two], 100)
+    assert invented['labels_counted'] == 2
+    assert invented['miou'] == pytest.approx((190 / 200 + 0.0) / 2)
+    assert 'miou' in verdict({'miou': invented['miou']}, {'miou': 0.97})[0]
+    assert set_miou([], 100)['miou'] == 1.0
+
+
+def test_default_images_are_the_distinct_sample_frames_then_mirrors():
+    from lseg_ros.core.samples import DISTINCT_FRAMES, sample_frame
+    frames = default_images(20, 48, 64)
+    assert len(frames) == 20 and DISTINCT_FRAMES == 14
+    assert len({f.tobytes() for f in frames}) == 20
+    np.testing.assert_array_equal(frames[3], sample_frame(3, 48, 64))
+    np.testing.assert_array_equal(frames[15], sample_frame(1, 48, 64)[:, ::-1])
 
 
 def test_default_thresholds_depend_on_precision():
@@ -127,9 +161,15 @@ def test_default_thresholds_depend_on_precision():
 
 
 def test_fidelity_onnxruntime_against_torch_on_cpu(rn_weights, rn_onnx, tmp_path):
-    report = run_fidelity(rn_weights, 'onnxruntime', 'auto', [(64, 64)], 'cpu',
-                          labels='sky, grass, road, other', onnx=rn_onnx)
+    report = run_fidelity(rn_weights, 'onnxruntime', 'auto', [(64, 64), (64, 96)], 'cpu',
+                          labels='sky, grass, road, other', onnx=rn_onnx, frames=3)
     assert report['passed'] and report['backend']['backend'] == 'onnxruntime'
+    assert report['images'] == 3 and len(report['cases']) == 6
+    assert [s['size'] for s in report['sets']] == [[64, 64], [64, 96]]
+    summary = report['sets'][0]
+    assert summary['images'] == 3 and summary['passed'] and summary['miou'] > 0.99
+    assert summary['min_label_pixels'] == report['min_label_pixels'] == 100
+    assert {e['name'] for e in summary['labels']} <= {'sky', 'grass', 'road', 'other'}
     case = report['cases'][0]
     assert case['metrics']['rel_l2'] < 1e-4 and case['metrics']['agreement'] > 0.99
     names = {e['name'] for e in case['metrics']['label_ious']}
@@ -162,13 +202,16 @@ def test_latency_cli_end_to_end(rn_checkpoint, rn_onnx, tmp_path):
 
 def test_fidelity_cli_pass_and_fail(rn_checkpoint, rn_onnx, tmp_path):
     common = ['--checkpoint', rn_checkpoint, '--backend', 'onnxruntime', '--onnx', rn_onnx,
-              '--sizes', '64x64', '--device', 'cpu', '--labels', 'sky, grass, other']
-    out = run_tool('fidelity', common + ['--output', 'f.json', '--heatmap', 'f.png'],
-                   tmp_path)
+              '--sizes', '64x64', '--device', 'cpu', '--labels', 'sky, grass, other',
+              '--frames', '2']
+    out = run_tool('fidelity', common + ['--output', 'f.json', '--heatmap', 'f.png',
+                                         '--min-label-pixels', '0'], tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == 'PASS'
+    assert '64x64: mean cos' in out.stdout and 'set mIoU' in out.stdout
     report = json.loads((tmp_path / 'f.json').read_text())
     assert report['passed'] and 'heatmaps' not in report
+    assert report['images'] == 2 and report['min_label_pixels'] == 0
     assert (tmp_path / 'f.png').read_bytes()[:8] == PNG
     out = run_tool('fidelity', common + ['--output', 'g.json', '--min-mean-cosine', '1.1'],
                    tmp_path)
@@ -178,3 +221,14 @@ def test_fidelity_cli_pass_and_fail(rn_checkpoint, rn_onnx, tmp_path):
     out = run_tool('fidelity', ['--checkpoint', rn_checkpoint, '--backend', 'onnxruntime',
                                 '--output', 'h.json', '--device', 'cpu'], tmp_path)
     assert out.returncode == 1 and 'needs an ONNX' in out.stderr
+    for bad in (['--frames', '0'], ['--min-label-pixels', '-1'], ['--frames', 'x']):
+        out = run_tool('fidelity', common[:-2] + ['--output', 'i.json'] + bad, tmp_path)
+        assert out.returncode == 2 and 'fidelity: error: argument' in out.stderr
+    assert not (tmp_path / 'i.json').exists()
+
+
+def test_fidelity_cli_defaults_are_the_tools():
+    from lseg_ros.cli import fidelity as cli
+    from lseg_ros.deploy import fidelity
+    assert (cli.DEFAULT_FRAMES, cli.MIN_LABEL_PIXELS) == \
+        (fidelity.DEFAULT_FRAMES, fidelity.MIN_LABEL_PIXELS)
