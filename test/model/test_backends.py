@@ -460,7 +460,12 @@ def test_a_gpu_batch_queues_every_head_and_equals_frame_by_frame(rn_weights):
             batch = pipeline.segment_batch(images, request)
             for image, result in zip(images, batch):
                 single = pipeline.segment(image, request)
-                assert np.mean(result.mask == single.mask) > 0.999, device
+                # Another frame's outputs would agree on about half the pixels; the
+                # batch's and the single frame's graphs may pick other cuDNN kernels
+                # (timed), which flips near-tie pixels of the random weights (H200:
+                # 99.906-99.984 % agreement over nine runs).
+                agreement = np.mean(result.mask == single.mask)
+                assert agreement > 0.995, (device, agreement)
                 np.testing.assert_allclose(result.confidence, single.confidence, atol=2e-2)
                 assert np.mean(np.abs(result.overlay.astype(int) - single.overlay) <= 2) \
                     > 0.999
