@@ -11,7 +11,7 @@ BatchNorm, PyTorch's LayerNorm) with ``torch.compile`` (mode ``default``) applie
   lean      nothing (the uncompiled fp16 mode: ``compile: off``)
   trunk     the ViT trunk (patch and position embedding, the 24 blocks)
   backbone  the trunk and the four reassemble stages (the decoder stays eager)
-  all       the whole encoder (``compile: on``)
+  all       the whole encoder (the default, ``compile: auto`` or ``on``)
 
 then, at each size and batch 1, its latency (``tools/latency.py``'s timing: warm-up 5, 30
 timed calls, p50, no transfers, sample frame 5) and its fidelity against PyTorch fp32 on
@@ -55,21 +55,29 @@ def main(argv=None) -> int:
                         help=f'comma-separated, of {", ".join(SCOPES)}')
     parser.add_argument('--sizes', default='384x384,480x640,1024x1024',
                         help='comma-separated HxW input sizes (batch 1)')
-    parser.add_argument('--frames', type=int, default=20, help='sample frames compared')
-    parser.add_argument('--min-label-pixels', type=int, default=100,
-                        help="the fidelity gate's minimum label support (0: every label)")
+    parser.add_argument('--frames', type=int,
+                        help='sample frames compared (default: those of tools/fidelity.py)')
+    parser.add_argument('--min-label-pixels', type=int,
+                        help="the fidelity gate's minimum label support (0: every label; "
+                             "default: tools/fidelity.py's)")
     args = parser.parse_args(argv)
     scopes = args.scopes.split(',')
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         parser.error(f'unknown scope(s) {", ".join(unknown)}; choose from {", ".join(SCOPES)}')
-    if args.frames < 1 or args.min_label_pixels < 0:
-        parser.error('--frames needs 1 or more and --min-label-pixels 0 or more')
 
     from lseg_ros.core.errors import LsegError
+    from lseg_ros.deploy import fidelity
     from lseg_ros.deploy.latency import parse_sizes
+    if args.frames is None:
+        args.frames = fidelity.DEFAULT_FRAMES
+    if args.min_label_pixels is None:
+        args.min_label_pixels = fidelity.MIN_LABEL_PIXELS
+    if args.min_label_pixels < 0:
+        parser.error('--min-label-pixels needs 0 or more')
     try:
         sizes = parse_sizes(args.sizes)
+        frames = fidelity.default_images(args.frames)
     except LsegError as error:
         parser.error(str(error))
 
@@ -84,8 +92,8 @@ def main(argv=None) -> int:
     from lseg_ros.core.model.text_encoder import ClipTextEncoder
     from lseg_ros.core.model.variants import VIT_L16
     from lseg_ros.core.options import FIDELITY_LABELS
-    from lseg_ros.deploy.fidelity import (compare, default_images, default_thresholds,
-                                          prepare_input, set_miou, verdict)
+    from lseg_ros.deploy.fidelity import (compare, default_thresholds, prepare_input, set_miou,
+                                          verdict)
     from lseg_ros.deploy.latency import strict_fp32, time_backend
     from lseg_ros.deploy.report import environment
 
@@ -96,7 +104,6 @@ def main(argv=None) -> int:
     weights = load_weights(cached_reference_checkpoint(VIT_L16))
     labels = parse_labels(FIDELITY_LABELS)
     head = text_weights(ClipTextEncoder(weights.text, device='cpu').encode(labels))
-    frames = default_images(args.frames)
     limits = default_thresholds('fp16')
     per_image = {k: v for k, v in limits.items() if k != 'miou'}
     rows = []

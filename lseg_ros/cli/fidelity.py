@@ -21,6 +21,7 @@ Examples:
 import argparse
 import json
 import sys
+from typing import Optional
 
 from lseg_ros.cli.common import add_verbose, run_main
 from lseg_ros.core.options import BACKENDS, FIDELITY_LABELS, PRECISIONS
@@ -29,6 +30,7 @@ PROG = 'fidelity'
 #: Mirrors of lseg_ros.deploy.fidelity's defaults (not imported: --help stays light).
 DEFAULT_FRAMES = 20
 MIN_LABEL_PIXELS = 100
+MAX_FRAMES = 28
 #: A backend under test is named: ``auto`` would not say which one is measured.
 BACKENDS_UNDER_TEST = tuple(name for name in BACKENDS if name != 'auto')
 LIMITS = (('min_mean_cosine', 'mean_cosine'), ('min_p1_cosine', 'p1_cosine'),
@@ -36,21 +38,18 @@ LIMITS = (('min_mean_cosine', 'mean_cosine'), ('min_p1_cosine', 'p1_cosine'),
           ('min_agreement', 'agreement'), ('min_miou', 'miou'))
 
 
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'needs 1 or more, not {text}')
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'not a whole number: {text!r}') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'needs 0 or more, not {text}')
-    return value
+def _count(low: int, high: Optional[int] = None):
+    """Return an argparse type: a whole number from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'not a whole number: {text!r}') from None
+        if value < low or (high is not None and value > high):
+            span = f'from {low} to {high}' if high is not None else f'{low} or more'
+            raise argparse.ArgumentTypeError(f'needs {span}, not {text}')
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,10 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--sizes', default='384x384,480x640', help='HxW sizes, comma-separated')
     parser.add_argument('--image', action='append', default=[],
                         help='RGB image file (repeatable; default: --frames sample frames)')
-    parser.add_argument('--frames', type=_positive, default=DEFAULT_FRAMES, metavar='N',
+    parser.add_argument('--frames', type=_count(1, MAX_FRAMES), default=DEFAULT_FRAMES,
+                        metavar='N',
                         help=f'sample frames to compare on when no --image is given '
-                             f'(default {DEFAULT_FRAMES})')
-    parser.add_argument('--min-label-pixels', type=_non_negative, default=MIN_LABEL_PIXELS,
+                             f'(default {DEFAULT_FRAMES}, at most {MAX_FRAMES})')
+    parser.add_argument('--min-label-pixels', type=_count(0), default=MIN_LABEL_PIXELS,
                         metavar='N', help='a label counts in the mIoU when its union over the '
                                           f'images of a size covers N pixels or more (default '
                                           f'{MIN_LABEL_PIXELS}; 0: every label)')
@@ -137,9 +137,10 @@ def main(args: argparse.Namespace) -> int:
     print('thresholds: ' + json.dumps(report['thresholds']))
     print(f'{report["images"]} image(s); mIoU of the set of images per size, labels on '
           f'{report["min_label_pixels"]}+ pixels of the set')
-    for summary in report['sets']:
+    count = report['images']
+    for index, summary in enumerate(report['sets']):
         size = summary['size']
-        cases = [c for c in report['cases'] if c['size'] == size]
+        cases = report['cases'][index * count:(index + 1) * count]
         worst = min(cases, key=lambda c: c['metrics'].get('agreement', 1.0))['metrics']
         lowest = min(cases, key=lambda c: c['metrics']['min_cosine'])['metrics']
         print(f'  {size[0]}x{size[1]}: mean cos >= '

@@ -462,13 +462,14 @@ def test_a_gpu_batch_queues_every_head_and_equals_frame_by_frame(rn_weights):
                 single = pipeline.segment(image, request)
                 # Another frame's outputs would agree on about half the pixels; the
                 # batch's and the single frame's graphs may pick other cuDNN kernels
-                # (timed), which flips near-tie pixels of the random weights (H200:
-                # 99.906-99.984 % agreement over nine runs).
-                agreement = np.mean(result.mask == single.mask)
-                assert agreement > 0.995, (device, agreement)
+                # (timed), which flips near-tie pixels of the random weights (H200: 99.89 %
+                # in a failed GPU check, 99.91-99.98 % in three re-runs of this test).
+                same = result.mask == single.mask
+                assert np.mean(same) > 0.995, (device, np.mean(same))
                 np.testing.assert_allclose(result.confidence, single.confidence, atol=2e-2)
-                assert np.mean(np.abs(result.overlay.astype(int) - single.overlay) <= 2) \
-                    > 0.999
+                # the overlay's colour follows the mask: compared where the masks agree
+                assert np.mean((np.abs(result.overlay.astype(int) - single.overlay) <= 2)
+                               .all(axis=-1)[same]) > 0.999
                 np.testing.assert_allclose(result.features, single.features, atol=2e-2)
                 assert result.timings['head'] > 0 and result.timings['batch'] == 3.0
         pipeline.backend.close()

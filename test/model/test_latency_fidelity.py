@@ -153,6 +153,9 @@ def test_default_images_are_the_distinct_sample_frames_then_mirrors():
     assert len({f.tobytes() for f in frames}) == 20
     np.testing.assert_array_equal(frames[3], sample_frame(3, 48, 64))
     np.testing.assert_array_equal(frames[15], sample_frame(1, 48, 64)[:, ::-1])
+    assert len({f.tobytes() for f in default_images(28, 48, 64)}) == 28
+    with pytest.raises(LsegError, match='1 to 28 sample frames, not 29'):
+        default_images(29, 48, 64)
 
 
 def test_default_thresholds_depend_on_precision():
@@ -162,7 +165,8 @@ def test_default_thresholds_depend_on_precision():
 
 def test_fidelity_onnxruntime_against_torch_on_cpu(rn_weights, rn_onnx, tmp_path):
     report = run_fidelity(rn_weights, 'onnxruntime', 'auto', [(64, 64), (64, 96)], 'cpu',
-                          labels='sky, grass, road, other', onnx=rn_onnx, frames=3)
+                          labels='sky, grass, road, other', onnx=rn_onnx,
+                          images=(frame for frame in default_images(3)))    # any iterable
     assert report['passed'] and report['backend']['backend'] == 'onnxruntime'
     assert report['images'] == 3 and len(report['cases']) == 6
     assert [s['size'] for s in report['sets']] == [[64, 64], [64, 96]]
@@ -221,14 +225,17 @@ def test_fidelity_cli_pass_and_fail(rn_checkpoint, rn_onnx, tmp_path):
     out = run_tool('fidelity', ['--checkpoint', rn_checkpoint, '--backend', 'onnxruntime',
                                 '--output', 'h.json', '--device', 'cpu'], tmp_path)
     assert out.returncode == 1 and 'needs an ONNX' in out.stderr
-    for bad in (['--frames', '0'], ['--min-label-pixels', '-1'], ['--frames', 'x']):
+    for bad, says in ((['--frames', '0'], 'from 1 to 28'), (['--frames', '-1'], 'from 1 to 28'),
+                      (['--frames', '29'], 'from 1 to 28'), (['--frames', 'x'], 'whole number'),
+                      (['--min-label-pixels', '-1'], '0 or more')):
         out = run_tool('fidelity', common[:-2] + ['--output', 'i.json'] + bad, tmp_path)
         assert out.returncode == 2 and 'fidelity: error: argument' in out.stderr
+        assert says in out.stderr, out.stderr
     assert not (tmp_path / 'i.json').exists()
 
 
 def test_fidelity_cli_defaults_are_the_tools():
     from lseg_ros.cli import fidelity as cli
     from lseg_ros.deploy import fidelity
-    assert (cli.DEFAULT_FRAMES, cli.MIN_LABEL_PIXELS) == \
-        (fidelity.DEFAULT_FRAMES, fidelity.MIN_LABEL_PIXELS)
+    assert (cli.DEFAULT_FRAMES, cli.MIN_LABEL_PIXELS, cli.MAX_FRAMES) == \
+        (fidelity.DEFAULT_FRAMES, fidelity.MIN_LABEL_PIXELS, fidelity.MAX_FRAMES)

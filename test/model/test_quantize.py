@@ -28,6 +28,8 @@ from lseg_ros.deploy.quantize import (calibrate, DEFAULT_KEEP, FP8_MAX, model_op
                                       QuantizeError)
 
 ROOT = Path(__file__).resolve().parents[2]
+#: One frame (the fidelity tool's default is 20): what these tests bound is one image's cost.
+FRAME = [sample_frame(5, 480, 640)]
 
 
 def export_onnx(args, cwd):
@@ -64,7 +66,7 @@ def test_int8_export_calibrates_keeps_and_runs(rn_checkpoint, tmp_path):
     # ONNX Runtime runs it through the backend, and the fidelity tool measures what it costs
     from lseg_ros.core.model.checkpoint import load_weights
     fidelity = run_fidelity(load_weights(rn_checkpoint), 'onnxruntime', 'auto', [(64, 96)],
-                            'cpu', onnx=str(tmp_path / 'rn_int8.onnx'))
+                            'cpu', onnx=str(tmp_path / 'rn_int8.onnx'), images=FRAME)
     metrics = fidelity['cases'][0]['metrics']
     assert 0.99 < metrics['mean_cosine'] < 0.99999          # close, but not fp32
     # the fp32 export stays next to it; by default the decoder and head stay in fp32
@@ -214,7 +216,7 @@ def test_the_float16_base_keeps_every_other_layer_in_fp16(rn_qdq):
                    if i.name in {n.input[1] for n in model.graph.node if n.op_type == 'Conv'})
     for name in ('int8_fp16', 'fp8_fp16'):
         metrics = run_fidelity(weights, 'onnxruntime', 'auto', [(64, 96)], 'cpu',
-                               onnx=paths[name])['cases'][0]['metrics']
+                               onnx=paths[name], images=FRAME)['cases'][0]['metrics']
         assert 0.98 < metrics['mean_cosine'] < 0.99999, name
 
 
@@ -244,7 +246,7 @@ def test_fp8_graph_quantises_weights_per_channel_and_runs_in_onnx_runtime(rn_qdq
     # ONNX Runtime runs it through the backend (its graph optimisations off: with them the
     # float8 graph computes a mean cosine of 0.47 to fp32)
     fidelity = run_fidelity(weights, 'onnxruntime', 'auto', [(64, 96)], 'cpu',
-                            onnx=paths['fp8'])
+                            onnx=paths['fp8'], images=FRAME)
     metrics = fidelity['cases'][0]['metrics']
     assert 0.98 < metrics['mean_cosine'] < 0.99999
     assert fidelity['backend']['quantization'] == 'fp8 Q/DQ'

@@ -122,10 +122,9 @@ def user_options(backend: str, compile_setting: str = 'auto',
                  deterministic: bool = False) -> Dict:
     """Backend options for the user-facing switches of the node and the commands.
 
-    ``compile_setting``: ``auto`` (the torch GPU default: Inductor for ResNet101, whose compiled
-    model passes the fidelity gate, not for ViT-L/16, which fails it at 1024x1024), ``on``
-    (Inductor for every variant on a GPU: ViT-L/16 14 % faster at 480x640; about 25 s per
-    input shape at the first start) or ``off``.  ``deterministic``:
+    ``compile_setting``: ``auto`` (the torch GPU default: Inductor for the variants whose
+    compiled model passes the fidelity gate, today both; about 25 s per input shape at the
+    first start), ``on`` (Inductor for every variant on a GPU) or ``off``.  ``deterministic``:
     no cuDNN autotuning (two runs pick the same kernels; segment_bag's outputs).  Only the
     torch backend (also as a candidate of ``auto``) takes them.
     """

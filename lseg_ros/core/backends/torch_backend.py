@@ -12,8 +12,10 @@ buffers after a warm-up on a side stream), so a frame costs one graph launch.
 
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
 and upsampling) inside that graph is part of the default for both variants: on an H200
-ResNet101 1.95 instead of 2.81 ms at 480x640, ViT-L/16 3.60 instead of 4.14-4.22 ms
-(2.28 instead of 2.61 at 384x384, 11.93 instead of 13.15 at 1024x1024).  Both pass the
+at 480x640 ResNet101 1.95 instead of 2.81 ms (one run), ViT-L/16 about 3.6 instead of
+4.1-4.2 ms (about 2.3 instead of 2.5-2.65 at 384x384, 11.9-12.0 instead of 13.0-13.15 at
+1024x1024; figures of compiled builds with other Inductor settings or from before the
+decoder's last stage was compiled apart, docs/benchmarks.md).  Both pass the
 gate over 20 frames at the three sizes (tools/fidelity.py: per image cosine, relative L2
 and label agreement, per size the set's mIoU over the labels on 100 or more pixels).
 ViT-L/16 was left uncompiled while the gate was one frame's mIoU over every label, which a
@@ -116,7 +118,8 @@ class TorchBackend(EncoderBackend):
     ``fold_bn``: fold BatchNorm into the convolutions (default: on for fp16 on a GPU).
     ``fold_projections``: the decoder's 1x1 projections before its upsampling and merged
     (:func:`lseg_ros.core.model.fusion.fold_projections`; off by default: 1-2 % faster on
-    an H200, and ViT-L/16 fails the fidelity gate at 1024x1024 with it, docs/benchmarks.md).
+    an H200 uncompiled, and ViT-L/16 failed the one-frame gate of then at 1024x1024 with it;
+    not measured compiled or on the 20-frame gate, docs/benchmarks.md).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
     ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).
