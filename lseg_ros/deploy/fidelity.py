@@ -25,11 +25,10 @@ labels).  A label counts in that mean when its union over the set covers at leas
 counted.  Why: an IoU measured on a few pixels is decided by near-ties, not by fidelity.
 With the random reference weights the fp32 label map has labels on 1 to 21 pixels of 20
 frames (one of them a single pixel with a top-1 margin of 1.1e-4 logits); on an H200 the
-fp16 default of each variant
-loses some of them, so a per-image mIoU over every label failed it on one frame of 20
-(ViT-L/16 at 1024x1024, ResNet101 at 480x640) and even the set's mIoU over every label
-failed ResNet101 (0.947, a label on 3 pixels) at agreements of 99.7-99.96 %
-(docs/benchmarks.md).  ``min_label_pixels=0`` counts every label.
+fp16 default of each variant loses some of them, so a per-image mIoU over every label
+failed it on one frame of 20 (ViT-L/16 at 1024x1024, ResNet101 at 480x640) and even the
+set's mIoU over every label failed ResNet101 (0.947, a label on 3 pixels) at agreements of
+99.7-99.96 % (docs/benchmarks.md).  ``min_label_pixels=0`` counts every label.
 
 Thresholds (defaults per precision of the backend under test; engineering targets from
 docs/deployment.md) give PASS or FAIL and the tool's exit code.
@@ -194,6 +193,26 @@ def set_miou(label_ious: Sequence[Sequence[Dict]],
             'labels': labels}
 
 
+def per_image_limits(limits: Dict[str, float]) -> Dict[str, float]:
+    """Return the thresholds each image must pass (all but the mIoU, which is the set's)."""
+    return {name: bound for name, bound in limits.items() if name != 'miou'}
+
+
+def judge_set(cases: Sequence[Dict], limits: Dict[str, float],
+              min_label_pixels: int = MIN_LABEL_PIXELS) -> Dict:
+    """Return one size's verdict from its images' cases (``image``, ``metrics``, ``failed``).
+
+    The :func:`set_miou` summary, plus ``images_failing``, ``failed`` (the set mIoU's
+    failure, then each failing image's, as lines) and ``passed``.
+    """
+    summary = set_miou([c['metrics'].get('label_ious', ()) for c in cases], min_label_pixels)
+    summary['images_failing'] = sum(bool(c['failed']) for c in cases)
+    summary['failed'] = verdict({'miou': summary['miou']}, {'miou': limits.get('miou')}) + [
+        f'image {c["image"]}: {"; ".join(c["failed"])}' for c in cases if c['failed']]
+    summary['passed'] = not summary['failed']
+    return summary
+
+
 def default_images(count: int = DEFAULT_FRAMES, height: int = 480, width: int = 640):
     """Return ``count`` sample frames: the distinct ones, then their mirror images."""
     from lseg_ros.core.samples import DISTINCT_FRAMES, sample_frame
@@ -267,7 +286,7 @@ def run_fidelity(weights, backend: str = 'torch', precision: str = 'fp16',
         load = time.perf_counter() - start
         limits = default_thresholds(test_precision)
         limits.update({k: v for k, v in (thresholds or {}).items() if v is not None})
-        per_image = {k: v for k, v in limits.items() if k != 'miou'}
+        per_image = per_image_limits(limits)
         for size in sizes:
             size_cases, worst_heat = [], None
             for image_index, rgb in enumerate(images):
@@ -279,12 +298,8 @@ def run_fidelity(weights, backend: str = 'torch', precision: str = 'fp16',
                 if worst_heat is None or case['metrics']['min_cosine'] < worst_heat[0]:
                     worst_heat = (case['metrics']['min_cosine'], image_index, heat)
             cases.extend(size_cases)
-            summary = set_miou([c['metrics'].get('label_ious', ()) for c in size_cases],
-                               min_label_pixels)
+            summary = judge_set(size_cases, limits, min_label_pixels)
             summary['size'] = list(size)
-            summary['images_failing'] = sum(not c['passed'] for c in size_cases)
-            summary['failed'] = verdict({'miou': summary['miou']}, {'miou': limits.get('miou')})
-            summary['passed'] = not summary['failed'] and not summary['images_failing']
             sets.append(summary)
             heatmaps.append((f'{size[0]}x{size[1]}, image {worst_heat[1]} (lowest min cos)',
                              worst_heat[2].numpy()))
@@ -341,9 +356,8 @@ def _log_set(summary: Dict, cases: Sequence[Dict]) -> None:
              summary['labels_counted'], summary['labels_not_counted'],
              summary['min_label_pixels'], summary['miou_every_label'],
              'PASS' if summary['passed'] else 'FAIL')
-    for case in cases:
-        if case['failed']:
-            LOG.info('  image %d: %s', case['image'], '; '.join(case['failed']))
+    for line in summary['failed']:
+        LOG.info('  %s', line)
     counted = [e for e in summary['labels'] if e['counted']]
     if counted:
         low = min(counted, key=lambda e: e['iou'])

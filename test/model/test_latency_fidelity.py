@@ -14,7 +14,8 @@ import torch
 from lseg_ros.core.errors import LsegError
 from lseg_ros.deploy.export import export_image_encoder
 from lseg_ros.deploy.fidelity import (compare, default_images, default_thresholds, json_report,
-                                      plot_heatmaps, run_fidelity, set_miou, verdict)
+                                      judge_set, per_image_limits, plot_heatmaps,
+                                      run_fidelity, set_miou, verdict)
 from lseg_ros.deploy.latency import (BASELINE, build_specs, format_table, measure, parse_sizes,
                                      percentiles, plot, strict_fp32)
 
@@ -144,6 +145,16 @@ def test_set_miou_sums_over_the_images_and_does_not_count_labels_on_few_pixels()
     assert invented['miou'] == pytest.approx((190 / 200 + 0.0) / 2)
     assert 'miou' in verdict({'miou': invented['miou']}, {'miou': 0.97})[0]
     assert set_miou([], 100)['miou'] == 1.0
+    # a size passes when its set's mIoU and every image pass
+    cases = [{'image': 0, 'metrics': {'label_ious': one}, 'failed': []},
+             {'image': 1, 'metrics': {'label_ious': two}, 'failed': []}]
+    assert judge_set(cases, {'miou': 0.9}, 100)['passed']
+    assert judge_set(cases, {'miou': 0.97}, 100)['failed'][0].startswith('miou 0.95')
+    cases[1]['failed'] = ['agreement 0.9 (needs >= 0.99)']
+    verdict_ = judge_set(cases, {'miou': 0.9}, 100)
+    assert not verdict_['passed'] and verdict_['images_failing'] == 1
+    assert verdict_['failed'] == ['image 1: agreement 0.9 (needs >= 0.99)']
+    assert per_image_limits({'miou': 0.97, 'agreement': 0.99}) == {'agreement': 0.99}
 
 
 def test_default_images_are_the_distinct_sample_frames_then_mirrors():
