@@ -3,9 +3,9 @@
 """Measure image-encoder latency: PyTorch eager fp32 against every backend available here.
 
 The first row is always PyTorch eager fp32 (strict, no TF32).  Default presets: on a GPU
-torch-fp32-eager, torch-fp16-eager, torch-fp16-graph and torch-fp16-graph-nhwc (the torch
-backend's GPU default: fp16, CUDA graphs, channels-last, cuDNN benchmark); on the CPU
-torch-fp32-eager.
+torch-fp32-eager, torch-fp16-eager, torch-fp16-graph, torch-fp16-graph-nhwc (the GPU
+default before issue 11), torch-fp16-lean and torch-default (the torch backend's own
+defaults: on a GPU fp16, compiled, in a CUDA graph); on the CPU torch-fp32-eager.
 Add ONNX Runtime with --onnx FILE and TensorRT with --engine FILE (both repeatable).
 Same input, same transfer accounting (input already on the device, output left there) and
 the same timer for every row; see lseg_ros/deploy/latency.py for the method.
@@ -34,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--sizes', default='384x384,480x640',
                         help='comma-separated HxW input sizes (default 384x384,480x640)')
     parser.add_argument('--backends', nargs='+', metavar='PRESET',
-                        help='torch presets: torch-fp32-eager, torch-fp32-graph, '
-                             'torch-fp16-eager, torch-fp16-graph, torch-fp16-graph-nhwc, '
-                             'torch-fp16-compile')
+                        help='torch presets (TORCH_PRESETS in lseg_ros/deploy/latency.py; '
+                             'an unknown name lists them all), e.g. torch-default, '
+                             'torch-fp32-eager, torch-fp16-graph-nhwc, torch-fp16-lean, '
+                             'torch-default-exact-gelu')
     parser.add_argument('--onnx', action='append', default=[], help='ONNX file for ONNX Runtime')
     parser.add_argument('--engine', action='append', default=[], help='TensorRT engine file')
     parser.add_argument('--batch', default='1',

@@ -42,7 +42,8 @@ LOG = logging.getLogger(__name__)
 
 #: Named torch configurations (backend options) the tool can measure.
 _PLAIN = {'channels_last': False, 'cudnn_benchmark': False, 'fold_bn': False,
-          'layernorm': 'fp32', 'compile_mode': None, 'fold_projections': False}
+          'layernorm': 'fp32', 'compile_mode': None, 'fold_projections': False,
+          'patch_matmul': False, 'gelu_epilogue': False}
 _NHWC = dict(_PLAIN, cuda_graph=True, channels_last=True, cudnn_benchmark=True)
 TORCH_PRESETS = {
     # the torch backend's own defaults (on a GPU: fp16, lean, in a CUDA graph)
@@ -78,6 +79,11 @@ TORCH_PRESETS.update({
                                                    compile_mode='default')),
     'torch-fp16-lean-autotune': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
                                               compile_mode='max-autotune-no-cudagraphs')),
+    # the default without one of its ViT levers: the patch embedding as a convolution, the
+    # blocks' exact GELU in its own kernel, the decoder's projections after its upsampling
+    'torch-default-conv-patch': ('auto', {'patch_matmul': False}),
+    'torch-default-exact-gelu': ('auto', {'gelu_epilogue': False}),
+    'torch-default-unfolded-proj': ('auto', {'fold_projections': False}),
 })
 BASELINE = 'torch-fp32-eager'
 GPU_DEFAULT = ('torch-fp32-eager', 'torch-fp16-eager', 'torch-fp16-graph',

@@ -524,10 +524,31 @@ def test_torch_gpu_default_is_the_fast_mode_and_matches_fp32(rn_weights, vit_wei
         backend.close()
     vit = create_backend('torch', vit_weights, 'cuda', 'auto')
     assert vit.describe()['mode'] == 'cuda_graph+compile:default'     # ViT-L/16 too
+    assert vit.describe()['patch_matmul'] == 'True'
+    assert vit.describe()['gelu_epilogue'].startswith('True')
+    assert vit.describe()['fold_projections'] == 'True'
+    assert 'fold_projections' not in info                 # ResNet101: not measured compiled
     vit.close()
     vit = create_backend('torch', vit_weights, 'cuda', 'auto', **user_options('torch', 'off'))
     assert vit.describe()['mode'] == 'cuda_graph'
     vit.close()
+
+
+@gpu
+def test_vit_matrix_product_levers_match_fp32_on_the_gpu(vit_weights):
+    """The patch embedding and fc1 + GELU (cuBLASLt epilogue) as matrix products, fp16."""
+    fp32 = create_backend('torch', vit_weights, 'cuda', 'fp32', cuda_graph=False)
+    x = torch.randn(1, 3, 96, 128, device='cuda', generator=torch.Generator('cuda').manual_seed(5))
+    ref = fp32(x).double()
+    fp32.close()
+    for options in ({}, {'gelu_epilogue': False}):        # the default has both levers
+        backend = create_backend('torch', vit_weights, 'cuda', 'auto', compile_mode=None,
+                                 **options)
+        info = backend.describe()
+        assert info['patch_matmul'] == 'True' and ('gelu_epilogue' in info) == (not options)
+        out = backend(x).double()
+        assert torch.nn.functional.cosine_similarity(ref, out, dim=1).min() > 0.999
+        backend.close()
 
 
 def test_compile_setting_of_the_node_and_the_commands(rn_weights):

@@ -15,7 +15,9 @@ from lseg_ros.core.errors import BackendError
 from lseg_ros.core.model.checkpoint import build_image_encoder, load_weights
 from lseg_ros.core.model.fp8 import (calibrate_amax, convert_to_fp8, fp8_supported,
                                      StaticFp8Linear)
-from lseg_ros.core.model.fusion import fold_batchnorm, fold_projections
+from lseg_ros.core.model.fusion import (fold_batchnorm, fold_projections, gelu_into_matmul,
+                                        LinearGelu, patch_embedding_as_matmul)
+from lseg_ros.core.model.image_encoder import PatchEmbed
 from lseg_ros.deploy.latency import build_specs, measure
 
 
@@ -49,6 +51,69 @@ def test_fold_projections_keeps_the_function(rn_weights):
     with torch.no_grad():
         expected, got = plain(x), folded(x)
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_patch_embedding_as_matmul_equals_the_convolution():
+    """Both input layouts, a size that is not a multiple of 16 (the conv drops the rest)."""
+    embed = PatchEmbed()
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        embed.proj.weight.copy_(torch.randn(embed.proj.weight.shape, generator=generator))
+        embed.proj.bias.copy_(torch.randn(embed.proj.bias.shape, generator=generator))
+    x = torch.randn(2, 3, 40, 57, generator=generator)
+    with torch.no_grad():
+        expected = embed(x)
+        embed.use_matmul()
+        for layout in (torch.contiguous_format, torch.channels_last):
+            got = embed(x.contiguous(memory_format=layout))
+            assert got.shape == expected.shape == (2, 2 * 3, 1024)
+            assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert 'matmul_weight' not in embed.state_dict()
+
+
+def test_patch_embedding_as_matmul_keeps_the_encoder(vit_weights):
+    plain = build_image_encoder(vit_weights)
+    changed = build_image_encoder(vit_weights)
+    assert patch_embedding_as_matmul(changed) == 1
+    assert patch_embedding_as_matmul(changed) == 0           # twice changes nothing
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected, got = plain(x), changed(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_gelu_into_matmul_keeps_the_encoder_on_the_cpu(vit_weights):
+    """On the CPU the epilogue is the exact GELU (on CUDA the tanh one: a GPU test)."""
+    plain = build_image_encoder(vit_weights)
+    changed = build_image_encoder(vit_weights)
+    assert gelu_into_matmul(changed) == 24
+    assert gelu_into_matmul(changed) == 0
+    mlp = changed.pretrained.model.blocks[0].mlp
+    assert isinstance(mlp.fc1, LinearGelu) and isinstance(mlp.act, nn.Identity)
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        expected, got = plain(x), changed(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def test_torch_backend_patch_matmul(vit_weights, rn_weights):
+    backend = TorchBackend(vit_weights, 'cpu', 'fp32', patch_matmul=True)
+    assert backend.describe()['patch_matmul'] == 'True'
+    assert backend.model.pretrained.model.patch_embed.matmul_weight is not None
+    plain = build_image_encoder(vit_weights)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = plain(x)
+    got = backend(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    backend.close()
+    assert 'patch_matmul' not in TorchBackend(vit_weights, 'cpu', 'fp32').describe()
+    for option in ('patch_matmul', 'gelu_epilogue'):
+        with pytest.raises(BackendError, match=f'{option} is a ViT-L/16 option'):
+            TorchBackend(rn_weights, 'cpu', 'fp32', **{option: True})
+    epilogue = TorchBackend(vit_weights, 'cpu', 'fp32', gelu_epilogue=True)
+    assert epilogue.describe()['gelu_epilogue'].startswith('True')
+    epilogue.close()
 
 
 def test_torch_backend_decodes_one_image_of_a_batch_at_a_time(rn_weights):

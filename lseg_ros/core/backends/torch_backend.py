@@ -6,18 +6,23 @@ The GPU default is the fastest configuration that passes tools/fidelity.py again
 at 384x384, 480x640 and 1024x1024 for both variants (docs/benchmarks.md, issue 11): fp16
 weights and activations (PyTorch's LayerNorm kernel, whose statistics accumulate in
 float32; the attention softmax of the SDPA kernels accumulates in float32), BatchNorm
-folded into the convolutions, channels-last convolutions with cuDNN autotuning, captured
-into one CUDA graph per input shape (``torch.cuda.CUDAGraph`` into static input/output
-buffers after a warm-up on a side stream), so a frame costs one graph launch.
+folded into the convolutions, channels-last convolutions with cuDNN autotuning, for
+ViT-L/16 the patch embedding and each block's ``fc1`` + GELU as matrix products (the
+GELU in cuBLASLt's epilogue, its tanh approximation) and the decoder's projections before
+its upsampling (:mod:`lseg_ros.core.model.fusion`),
+captured into one CUDA graph per input shape (``torch.cuda.CUDAGraph`` into static
+input/output buffers after a warm-up on a side stream), so a frame costs one graph launch.
 
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
 and upsampling) inside that graph is part of the default for both variants: on an H200
-at 480x640 ResNet101 1.95 instead of 2.81 ms (one run), ViT-L/16 about 3.6 instead of
-4.1-4.2 ms (about 2.3 instead of 2.5-2.65 at 384x384, 11.9-12.0 instead of 13.0-13.15 at
-1024x1024; figures of compiled builds with other Inductor settings or from before the
-decoder's last stage was compiled apart, docs/benchmarks.md).  Both pass the
-gate over 20 frames at the three sizes (tools/fidelity.py: per image cosine, relative L2
-and label agreement, per size the set's mIoU over the labels on 100 or more pixels).
+at 480x640 ResNet101 1.95 instead of 2.81 ms (one run).  The compiled ViT-L/16 default
+took 3.28 / 2.02 / 10.61 ms at 480x640 / 384x384 / 1024x1024, against 3.5-3.6 / 2.28-2.31
+/ 11.8-11.9 ms before issue 11's three matrix-product levers (patch embedding, GELU
+epilogue, projections first), and about 4.2 / 2.6 ms uncompiled without them
+(docs/benchmarks.md).
+Both compiled defaults pass the gate over 20 frames at the three sizes (tools/fidelity.py:
+per image cosine, relative L2 and label agreement, per size the set's mIoU over the labels
+on 100 or more pixels).
 ViT-L/16 was left uncompiled while the gate was one frame's mIoU over every label, which a
 single near-tie pixel decided (docs/benchmarks.md, "The fidelity gate over 20 frames").
 Compilation costs about 25 s per input shape the first time on an H200 and about 6 s from
@@ -117,9 +122,18 @@ class TorchBackend(EncoderBackend):
     graph.
     ``fold_bn``: fold BatchNorm into the convolutions (default: on for fp16 on a GPU).
     ``fold_projections``: the decoder's 1x1 projections before its upsampling and merged
-    (:func:`lseg_ros.core.model.fusion.fold_projections`; off by default: 1-2 % faster on
-    an H200 uncompiled, and ViT-L/16 failed the one-frame gate of then at 1024x1024 with it;
-    not measured compiled or on the 20-frame gate, docs/benchmarks.md).
+    (:func:`lseg_ros.core.model.fusion.fold_projections`; default: on for ViT-L/16 in fp16
+    on a GPU, where compiled it was 3.5-4.4 % faster on an H200 and passes the 20-frame
+    gate; off for ResNet101, not measured compiled, docs/benchmarks.md).
+    ``patch_matmul``: the ViT's patch embedding as a matrix product of the unfolded patches
+    (:func:`lseg_ros.core.model.fusion.patch_embedding_as_matmul`; ViT-L/16 only; default:
+    on for ViT-L/16 in fp16 on a GPU, where it was 1.4-5.3 % faster on an H200 and passes
+    the fidelity gate, docs/benchmarks.md).
+    ``gelu_epilogue``: each ViT block's ``fc1`` and GELU as one matrix product with the
+    GELU in cuBLASLt's epilogue (:func:`lseg_ros.core.model.fusion.gelu_into_matmul`; the
+    tanh approximation of GELU on CUDA; ViT-L/16 only; default: on for ViT-L/16 in fp16 on
+    a GPU without ``fp8``, where it was 4.2-7.5 % faster on an H200 and passes the fidelity
+    gate, docs/benchmarks.md).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
     ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).
@@ -139,7 +153,8 @@ class TorchBackend(EncoderBackend):
                  warmup_iterations: int = 2, channels_last: Optional[bool] = None,
                  cudnn_benchmark: Optional[bool] = None, fold_bn: Optional[bool] = None,
                  layernorm: Optional[str] = None, attention: Optional[str] = None,
-                 fp8: Optional[str] = None, fold_projections: bool = False):
+                 fp8: Optional[str] = None, fold_projections: Optional[bool] = None,
+                 patch_matmul: Optional[bool] = None, gelu_epilogue: Optional[bool] = None):
         device = torch.device(device)
         cuda = device.type == 'cuda'
         if precision == 'auto':
@@ -176,6 +191,17 @@ class TorchBackend(EncoderBackend):
             if precision != 'fp16' or not fp8_supported(device):
                 raise BackendError('torch backend: fp8 needs precision fp16 on a GPU with FP8 '
                                    'tensor cores (compute capability 8.9 or newer)')
+        vit = weights.variant.name == 'vit_l16'
+        if patch_matmul is None:
+            patch_matmul = fast and vit
+        if gelu_epilogue is None:
+            gelu_epilogue = fast and vit and fp8 is None
+        if fold_projections is None:
+            fold_projections = fast and vit
+        for option, value in (('patch_matmul', patch_matmul), ('gelu_epilogue', gelu_epilogue)):
+            if value and not vit:
+                raise BackendError(f'torch backend: {option} is a ViT-L/16 option (the '
+                                   f'{weights.variant.name} variant has no ViT blocks)')
         if channels_last is None:
             channels_last = cuda and precision == 'fp16'
         if cudnn_benchmark is None:
@@ -197,6 +223,13 @@ class TorchBackend(EncoderBackend):
                 fusion.fold_batchnorm(self.model)
             if fold_projections:
                 fusion.fold_projections(self.model)
+        self.patch_matmul, self.gelu_epilogue = bool(patch_matmul), bool(gelu_epilogue)
+        if patch_matmul:
+            from lseg_ros.core.model.fusion import patch_embedding_as_matmul
+            patch_embedding_as_matmul(self.model)
+        if gelu_epilogue:
+            from lseg_ros.core.model.fusion import gelu_into_matmul
+            gelu_into_matmul(self.model)
         if fp8 is not None:
             self._convert_fp8(weights.variant, fp8 == 'rowwise')
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -392,6 +425,10 @@ class TorchBackend(EncoderBackend):
             info['fold_bn'] = 'True'
         if self.fold_projections:
             info['fold_projections'] = 'True'
+        if self.patch_matmul:
+            info['patch_matmul'] = 'True'
+        if self.gelu_epilogue:
+            info['gelu_epilogue'] = 'True (tanh GELU on CUDA)'
         if self.attention:
             info['attention'] = self.attention
         if self.fp8:

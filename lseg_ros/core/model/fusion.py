@@ -1,6 +1,6 @@
 # Copyright 2026 The lseg_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Inference-time graph simplifications that do not change the function computed.
+"""Inference-time graph simplifications (exact in real arithmetic unless said otherwise).
 
 ``fold_batchnorm`` folds every eval-mode ``BatchNorm2d`` that directly follows a
 ``Conv2d`` into that convolution (``torch.nn.utils.fusion.fuse_conv_bn_eval``) and
@@ -14,6 +14,18 @@ last block's: the decoder's final stage then projects 256 -> 512 channels at a q
 of the resolution and upsamples the result, instead of upsampling, projecting 256 -> 256
 and projecting 256 -> 512 at half resolution (30 GFLOP fewer at 480x640, and no
 256-channel half-resolution maps in memory).
+
+``patch_embedding_as_matmul`` computes the ViT's patch embedding (a 16x16, stride-16
+convolution of the 3-channel image) as one matrix product of the unfolded patches
+(:class:`lseg_ros.core.model.image_encoder.PatchEmbed`): on an H200 cuDNN ran that
+convolution as one sm80 kernel of 75-92 us at 384x384 / 480x640 (docs/benchmarks.md).
+
+``gelu_into_matmul`` computes each ViT block's ``fc1`` and GELU as one matrix product with
+the bias and the GELU in its epilogue (``torch._addmm_activation``, cuBLASLt's
+``GELU_BIAS`` epilogue on CUDA) instead of a matrix product and a separate memory-bound
+GELU kernel over the 4096-wide hidden tokens.  Not exact on CUDA: that epilogue is the
+tanh approximation of GELU (at most 4.7e-4 from the exact GELU, less than one float16
+step where the difference peaks); on the CPU it is the exact GELU.
 """
 
 import torch
@@ -74,4 +86,47 @@ def fold_projections(model: nn.Module) -> int:
             merged.bias.copy_(w_head @ last.bias.detach().double() + head.bias.detach().double())
         scratch.refinenet1.out_conv = merged
         scratch.head1 = nn.Identity()
+    return count
+
+
+def patch_embedding_as_matmul(model: nn.Module) -> int:
+    """Compute every ViT patch embedding of ``model`` as a matrix product; returns the count.
+
+    Exact in real arithmetic (the convolution's stride equals its kernel, so it is a matrix
+    product of non-overlapping patches).  The reordered weight is a copy (a buffer outside
+    the state_dict: it follows ``.to()`` and ``.half()``, not later changes of the
+    convolution's values).
+    """
+    from lseg_ros.core.model.image_encoder import PatchEmbed
+    count = 0
+    for module in model.modules():
+        if isinstance(module, PatchEmbed) and module.matmul_weight is None:
+            module.use_matmul()
+            count += 1
+    return count
+
+
+class LinearGelu(nn.Module):
+    """``gelu(linear(x))`` as one matrix product with bias and GELU in its epilogue."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.weight, self.bias = linear.weight, linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply to (..., in_features) tokens."""
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch._addmm_activation(self.bias, flat, self.weight.t(), use_gelu=True)
+        return out.reshape(x.shape[:-1] + (self.weight.shape[0],))
+
+
+def gelu_into_matmul(model: nn.Module) -> int:
+    """Merge every timm ``Mlp``'s ``fc1`` and exact GELU into :class:`LinearGelu`; the count."""
+    count = 0
+    for module in list(model.modules()):
+        fc1, act = getattr(module, 'fc1', None), getattr(module, 'act', None)
+        if isinstance(fc1, nn.Linear) and fc1.bias is not None and isinstance(act, nn.GELU) \
+                and act.approximate == 'none':
+            module.fc1, module.act = LinearGelu(fc1), nn.Identity()
+            count += 1
     return count

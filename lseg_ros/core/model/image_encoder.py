@@ -29,11 +29,35 @@ VIT_TAPS = (5, 11, 17, 23)
 
 
 class PatchEmbed(nn.Module):
-    """Holds ``patch_embed.proj`` (16x16/16 conv)."""
+    """Holds ``patch_embed.proj`` (16x16/16 conv); maps an image to its patch tokens.
+
+    With ``matmul_weight`` set (:func:`lseg_ros.core.model.fusion.patch_embedding_as_matmul`)
+    it computes the same function as one matrix product of the unfolded 16x16 patches (in
+    height, width, channel order: the channels-last layout) with the convolution's weight in
+    that order, instead of a convolution of a 3-channel input, which cuDNN runs as one slow
+    kernel.
+    """
 
     def __init__(self):
         super().__init__()
         self.proj = nn.Conv2d(3, VIT_DIM, VIT_PATCH, stride=VIT_PATCH)
+        self.register_buffer('matmul_weight', None, persistent=False)
+
+    def use_matmul(self) -> None:
+        """Compute the embedding as a matrix product from now on (weight copied once)."""
+        weight = self.proj.weight.detach().permute(0, 2, 3, 1).reshape(VIT_DIM, -1)
+        self.matmul_weight = weight.contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map a (B, 3, H, W) image to (B, (H//16)*(W//16), C) tokens (row-major grid)."""
+        if self.matmul_weight is None:
+            return self.proj(x).flatten(2).transpose(1, 2)
+        b, c, h, w = x.shape
+        gh, gw = h // VIT_PATCH, w // VIT_PATCH
+        patches = x[:, :, :gh * VIT_PATCH, :gw * VIT_PATCH].permute(0, 2, 3, 1)
+        patches = patches.reshape(b, gh, VIT_PATCH, gw, VIT_PATCH, c).transpose(2, 3)
+        patches = patches.reshape(b, gh * gw, VIT_PATCH * VIT_PATCH * c)
+        return F.linear(patches, self.matmul_weight, self.proj.bias)
 
 
 class VitTrunk(nn.Module):
@@ -60,7 +84,7 @@ class VitTrunk(nn.Module):
     def forward(self, x: torch.Tensor):
         """Return the tokens after blocks 5, 11, 17 and 23 (cls token included)."""
         b, _, h, w = x.shape
-        tokens = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        tokens = self.patch_embed(x)
         tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
         tokens = tokens + self.resized_pos_embed(h // VIT_PATCH, w // VIT_PATCH)
         taps = []
