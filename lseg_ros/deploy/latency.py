@@ -46,7 +46,8 @@ _PLAIN = {'channels_last': False, 'cudnn_benchmark': False, 'fold_bn': False,
           'patch_matmul': False, 'gelu_epilogue': False}
 _NHWC = dict(_PLAIN, cuda_graph=True, channels_last=True, cudnn_benchmark=True)
 TORCH_PRESETS = {
-    # the torch backend's own defaults (on a GPU: fp16, lean, in a CUDA graph)
+    # the torch backend's own defaults (on a GPU: fp16, lean, compiled in a CUDA graph; for
+    # ViT-L/16 with the matrix-product levers and the projection fold)
     'torch-default': ('auto', {}),
     'torch-fp32-eager': ('fp32', dict(_PLAIN, cuda_graph=False)),
     'torch-fp32-graph': ('fp32', dict(_PLAIN, cuda_graph=True)),

@@ -26,6 +26,18 @@ def rn_weights(rn_checkpoint):
     return load_weights(rn_checkpoint)
 
 
+def assert_close(got, expected):
+    """Check equality up to float32 rounding of a different order of operations."""
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+def assert_same_function(plain, changed, batch=2, seed=0):
+    """Check that ``changed`` computes what ``plain`` computes on a random 64x96 batch."""
+    x = torch.randn(batch, 3, 64, 96, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        assert_close(changed(x), plain(x))
+
+
 def test_fold_batchnorm_keeps_the_function(rn_weights):
     plain = build_image_encoder(rn_weights)
     folded = build_image_encoder(rn_weights)
@@ -34,10 +46,7 @@ def test_fold_batchnorm_keeps_the_function(rn_weights):
     # stem 1 + 33 bottlenecks x 3 + 4 downsamples + 4 fusion blocks x 2 units x 2
     assert count == 1 + 33 * 3 + 4 + 16
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected, got = plain(x), folded(x)
-    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert_same_function(plain, folded)
 
 
 def test_fold_projections_keeps_the_function(rn_weights):
@@ -47,10 +56,7 @@ def test_fold_projections_keeps_the_function(rn_weights):
     assert isinstance(folded.scratch.head1, nn.Identity)
     assert folded.scratch.refinenet1.out_conv.weight.shape == (512, 256, 1, 1)
     assert fold_projections(folded) == 0                    # folding twice changes nothing
-    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected, got = plain(x), folded(x)
-    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert_same_function(plain, folded)
 
 
 def test_patch_embedding_as_matmul_equals_the_convolution():
@@ -67,7 +73,7 @@ def test_patch_embedding_as_matmul_equals_the_convolution():
         for layout in (torch.contiguous_format, torch.channels_last):
             got = embed(x.contiguous(memory_format=layout))
             assert got.shape == expected.shape == (2, 2 * 3, 1024)
-            assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+            assert_close(got, expected)
     assert 'matmul_weight' not in embed.state_dict()
 
 
@@ -76,10 +82,7 @@ def test_patch_embedding_as_matmul_keeps_the_encoder(vit_weights):
     changed = build_image_encoder(vit_weights)
     assert patch_embedding_as_matmul(changed) == 1
     assert patch_embedding_as_matmul(changed) == 0           # twice changes nothing
-    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        expected, got = plain(x), changed(x)
-    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert_same_function(plain, changed, batch=1, seed=3)
 
 
 def test_gelu_into_matmul_keeps_the_encoder_on_the_cpu(vit_weights):
@@ -90,10 +93,7 @@ def test_gelu_into_matmul_keeps_the_encoder_on_the_cpu(vit_weights):
     assert gelu_into_matmul(changed) == 0
     mlp = changed.pretrained.model.blocks[0].mlp
     assert isinstance(mlp.fc1, LinearGelu) and isinstance(mlp.act, nn.Identity)
-    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(6))
-    with torch.no_grad():
-        expected, got = plain(x), changed(x)
-    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert_same_function(plain, changed, batch=1, seed=6)
 
 
 def test_torch_backend_patch_matmul(vit_weights, rn_weights):
@@ -105,7 +105,7 @@ def test_torch_backend_patch_matmul(vit_weights, rn_weights):
     with torch.no_grad():
         expected = plain(x)
     got = backend(x)
-    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert_close(got, expected)
     backend.close()
     assert 'patch_matmul' not in TorchBackend(vit_weights, 'cpu', 'fp32').describe()
     for option in ('patch_matmul', 'gelu_epilogue'):
@@ -138,7 +138,7 @@ def test_torch_backend_decodes_one_image_of_a_batch_at_a_time(rn_weights):
     with torch.no_grad():
         expected = plain(x)
     assert out.shape == expected.shape == (3, 512, 32, 48)
-    assert torch.allclose(out, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert_close(out, expected)
     backend.close()
 
 

@@ -16,10 +16,11 @@ input/output buffers after a warm-up on a side stream), so a frame costs one gra
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
 and upsampling) inside that graph is part of the default for both variants: on an H200
 at 480x640 ResNet101 1.95 instead of 2.81 ms (one run).  The compiled ViT-L/16 default
-took 3.28 / 2.02 / 10.61 ms at 480x640 / 384x384 / 1024x1024, against 3.5-3.6 / 2.28-2.31
-/ 11.8-11.9 ms before issue 11's three matrix-product levers (patch embedding, GELU
-epilogue, projections first), and about 4.2 / 2.6 ms uncompiled without them
-(docs/benchmarks.md).
+took 3.28 / 2.02 / 10.61 ms at 480x640 / 384x384 / 1024x1024; before issue 11's three
+matrix-product levers (patch embedding, GELU epilogue, projections first; each 1.4-7.5 %
+faster than the default of the moment in one call) 3.5-3.6 / 2.28-2.31 / 11.8-11.9 ms in
+other calls, and about 4.2 / 2.6 ms uncompiled without them (docs/benchmarks.md).  The
+levers also apply uncompiled (``compile: off``), where their fidelity was not measured.
 Both compiled defaults pass the gate over 20 frames at the three sizes (tools/fidelity.py:
 per image cosine, relative L2 and label agreement, per size the set's mIoU over the labels
 on 100 or more pixels).
