@@ -43,7 +43,7 @@ LOG = logging.getLogger(__name__)
 #: Named torch configurations (backend options) the tool can measure.
 _PLAIN = {'channels_last': False, 'cudnn_benchmark': False, 'fold_bn': False,
           'layernorm': 'fp32', 'compile_mode': None, 'fold_projections': False,
-          'patch_matmul': False, 'gelu_epilogue': False}
+          'patch_matmul': False, 'gelu_epilogue': False, 'reassemble_matmul': False}
 _NHWC = dict(_PLAIN, cuda_graph=True, channels_last=True, cudnn_benchmark=True)
 TORCH_PRESETS = {
     # the torch backend's own defaults (on a GPU: fp16, lean, compiled in a CUDA graph; for
@@ -81,10 +81,14 @@ TORCH_PRESETS.update({
     'torch-fp16-lean-autotune': ('fp16', dict(_NHWC, layernorm='fp16', fold_bn=True,
                                               compile_mode='max-autotune-no-cudagraphs')),
     # the default without one of its ViT levers: the patch embedding as a convolution, the
-    # blocks' exact GELU in its own kernel, the decoder's projections after its upsampling
+    # blocks' exact GELU in its own kernel, the decoder's projections after its upsampling,
+    # the reassemble stages as convolutions
     'torch-default-conv-patch': ('auto', {'patch_matmul': False}),
     'torch-default-exact-gelu': ('auto', {'gelu_epilogue': False}),
     'torch-default-unfolded-proj': ('auto', {'fold_projections': False}),
+    'torch-default-conv-reassemble': ('auto', {'reassemble_matmul': False}),
+    # the default uncompiled: the node's and the commands' `compile: off`
+    'torch-default-compile-off': ('auto', {'compile_mode': None}),
 })
 BASELINE = 'torch-fp32-eager'
 GPU_DEFAULT = ('torch-fp32-eager', 'torch-fp16-eager', 'torch-fp16-graph',

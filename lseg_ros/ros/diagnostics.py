@@ -36,6 +36,7 @@ def diagnostic_values(snap: Mapping, counters: Mapping[str, int], info: Mapping[
         'frames_lost_in_transport': str(counters['lost']),
         'backend': info['backend'], 'device': info['device'],
         'precision': info['precision'], 'mode': info.get('mode', '-'),
+        'levers': info.get('levers', '-'),
         'quantization': info.get('quantization', '-'), 'variant': info['variant'],
         'engine': settings['engine'] or '-', 'input_size': info['input_size'],
         'engine_fallback': info.get('fallback') or '-',

@@ -79,8 +79,10 @@ def descriptor(param) -> ParameterDescriptor:
 
 
 def describe_mode(info: Dict[str, str]) -> str:
-    """Return ``' (mode …, … Q/DQ)'`` for the start-up log: how the precision runs."""
-    parts = [f'mode {info["mode"]}' if info.get('mode') else '', info.get('quantization', '')]
+    """Return ``' (mode …, levers …, … Q/DQ)'`` for the start-up log: how the precision runs."""
+    levers = info.get('levers', '-')
+    parts = [f'mode {info["mode"]}' if info.get('mode') else '',
+             f'levers {levers}' if levers != '-' else '', info.get('quantization', '')]
     text = ', '.join(p for p in parts if p)
     return f' ({text})' if text else ''
 

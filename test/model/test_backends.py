@@ -527,6 +527,9 @@ def test_torch_gpu_default_is_the_fast_mode_and_matches_fp32(rn_weights, vit_wei
     assert vit.describe()['patch_matmul'] == 'True'
     assert vit.describe()['gelu_epilogue'].startswith('True')
     assert vit.describe()['fold_projections'] == 'True'
+    assert vit.describe()['reassemble_matmul'] == 'True'
+    assert vit.describe()['levers'] == ('channels_last,cudnn_benchmark,fold_bn,fold_projections,'
+                                        'patch_matmul,gelu_epilogue,reassemble_matmul')
     assert 'fold_projections' not in info                 # ResNet101: not measured compiled
     vit.close()
     vit = create_backend('torch', vit_weights, 'cuda', 'auto', **user_options('torch', 'off'))
@@ -536,16 +539,17 @@ def test_torch_gpu_default_is_the_fast_mode_and_matches_fp32(rn_weights, vit_wei
 
 @gpu
 def test_vit_matrix_product_levers_match_fp32_on_the_gpu(vit_weights):
-    """The patch embedding and fc1 + GELU (cuBLASLt epilogue) as matrix products, fp16."""
+    """Patch embedding, fc1 + GELU (cuBLASLt epilogue), reassembly as matrix products, fp16."""
     fp32 = create_backend('torch', vit_weights, 'cuda', 'fp32', cuda_graph=False)
     x = torch.randn(1, 3, 96, 128, device='cuda', generator=torch.Generator('cuda').manual_seed(5))
     ref = fp32(x).double()
     fp32.close()
-    for options in ({}, {'gelu_epilogue': False}):        # the default has both levers
+    for options in ({}, {'gelu_epilogue': False}):        # the default has every lever
         backend = create_backend('torch', vit_weights, 'cuda', 'auto', compile_mode=None,
                                  **options)
         info = backend.describe()
-        assert info['patch_matmul'] == 'True' and ('gelu_epilogue' in info) == (not options)
+        assert info['patch_matmul'] == info['reassemble_matmul'] == 'True'
+        assert ('gelu_epilogue' in info) == (not options)
         out = backend(x).double()
         assert torch.nn.functional.cosine_similarity(ref, out, dim=1).min() > 0.999
         backend.close()

@@ -16,8 +16,9 @@ from lseg_ros.core.model.checkpoint import build_image_encoder, load_weights
 from lseg_ros.core.model.fp8 import (calibrate_amax, convert_to_fp8, fp8_supported,
                                      StaticFp8Linear)
 from lseg_ros.core.model.fusion import (fold_batchnorm, fold_projections, gelu_into_matmul,
-                                        LinearGelu, patch_embedding_as_matmul)
-from lseg_ros.core.model.image_encoder import PatchEmbed
+                                        LinearGelu, patch_embedding_as_matmul,
+                                        reassemble_as_matmul)
+from lseg_ros.core.model.image_encoder import is_patch_transpose, PatchEmbed, unpatchify
 from lseg_ros.deploy.latency import build_specs, measure
 
 
@@ -96,6 +97,49 @@ def test_gelu_into_matmul_keeps_the_encoder_on_the_cpu(vit_weights):
     assert_same_function(plain, changed, batch=1, seed=6)
 
 
+def test_unpatchify_equals_a_transposed_convolution_with_stride_equal_to_its_kernel():
+    """A k x k / k transposed convolution is a matrix product and a rearrangement of it."""
+    generator = torch.Generator().manual_seed(7)
+    for k, channels in ((4, 6), (2, 5), (1, 3)):
+        conv = nn.ConvTranspose2d(8, channels, k, stride=k)
+        assert is_patch_transpose(conv)
+        x = torch.randn(2, 8, 3, 5, generator=generator)
+        weight = conv.weight.detach().permute(2, 3, 1, 0).reshape(-1, 8)
+        tokens = x.flatten(2).transpose(1, 2)                   # (B, 3*5, 8), row-major grid
+        with torch.no_grad():
+            got = unpatchify(torch.nn.functional.linear(tokens, weight, conv.bias.repeat(k * k)),
+                             3, 5, k)
+            expected = conv(x)
+        assert got.shape == expected.shape == (2, channels, 3 * k, 5 * k)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        assert_close(got, expected)
+    assert not is_patch_transpose(nn.ConvTranspose2d(8, 8, 4, stride=2))     # overlapping
+    assert not is_patch_transpose(nn.ConvTranspose2d(8, 8, 2, stride=2, padding=1))
+    assert not is_patch_transpose(nn.Conv2d(8, 8, 2, stride=2))
+
+
+def test_reassemble_as_matmul_keeps_the_encoder(vit_weights):
+    """Readout without concatenation, 1x1 and transposed convolutions as matrix products."""
+    plain = build_image_encoder(vit_weights)
+    changed = build_image_encoder(vit_weights)
+    assert reassemble_as_matmul(changed) == 4
+    assert reassemble_as_matmul(changed) == 0               # twice changes nothing
+    backbone = changed.pretrained
+    # the two transposed convolutions (4x4/4, 2x2/2) become matrix products; the 3x3/2
+    # convolution of the coarsest stage stays a convolution
+    assert backbone.act_postprocess1.resample_weight.shape == (16 * 256, 256)
+    assert backbone.act_postprocess2.resample_weight.shape == (4 * 512, 512)
+    assert backbone.act_postprocess4.resample_weight is None
+    assert not any('resample' in key for key in changed.state_dict())
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        for got, expected in zip(changed.pretrained(x), plain.pretrained(x)):
+            assert_close(got, expected)
+        # exact in real arithmetic: in float64 only rounding of the order remains
+        got, expected = changed.double()(x.double()), plain.double()(x.double())
+    assert torch.allclose(got, expected, rtol=1e-10, atol=1e-10 * expected.abs().max())
+
+
 def test_torch_backend_patch_matmul(vit_weights, rn_weights):
     backend = TorchBackend(vit_weights, 'cpu', 'fp32', patch_matmul=True)
     assert backend.describe()['patch_matmul'] == 'True'
@@ -108,12 +152,32 @@ def test_torch_backend_patch_matmul(vit_weights, rn_weights):
     assert_close(got, expected)
     backend.close()
     assert 'patch_matmul' not in TorchBackend(vit_weights, 'cpu', 'fp32').describe()
-    for option in ('patch_matmul', 'gelu_epilogue'):
+    for option in ('patch_matmul', 'gelu_epilogue', 'reassemble_matmul'):
         with pytest.raises(BackendError, match=f'{option} is a ViT-L/16 option'):
             TorchBackend(rn_weights, 'cpu', 'fp32', **{option: True})
     epilogue = TorchBackend(vit_weights, 'cpu', 'fp32', gelu_epilogue=True)
     assert epilogue.describe()['gelu_epilogue'].startswith('True')
     epilogue.close()
+    # an explicit GELU epilogue and FP8 exclude each other (said before any device check)
+    with pytest.raises(BackendError, match='gelu_epilogue and fp8 exclude each other'):
+        TorchBackend(vit_weights, 'cpu', 'fp32', gelu_epilogue=True, fp8='rowwise')
+
+
+def test_torch_backend_reassemble_matmul_and_the_levers_summary(vit_weights):
+    backend = TorchBackend(vit_weights, 'cpu', 'fp32', reassemble_matmul=True, fold_bn=True,
+                           patch_matmul=True)
+    info = backend.describe()
+    assert info['reassemble_matmul'] == 'True'
+    assert info['levers'] == 'fold_bn,patch_matmul,reassemble_matmul'
+    assert backend.model.pretrained.act_postprocess1.matmul
+    plain = build_image_encoder(vit_weights)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        expected = plain(x)
+    assert_close(backend(x), expected)
+    backend.close()
+    plain_info = TorchBackend(vit_weights, 'cpu', 'fp32').describe()
+    assert 'reassemble_matmul' not in plain_info and plain_info['levers'] == '-'
 
 
 def test_torch_backend_decodes_one_image_of_a_batch_at_a_time(rn_weights):

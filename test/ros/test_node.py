@@ -282,6 +282,7 @@ def test_overload_drops_old_frames_without_latency_growth(node, client):
     assert int(values['frames_dropped']) > 100
     # how the model runs (torch on the CPU: eager, not quantised)
     assert values['mode'] == 'eager' and values['quantization'] == '-'
+    assert values['levers'] == '-'                      # fp32 on the CPU: no speed lever
     assert process.memory_info().rss - rss_before < 150 * 2**20
 
 
@@ -386,4 +387,7 @@ def test_the_start_up_log_says_how_the_precision_runs():
     assert describe_mode({'mode': 'eager', 'quantization': 'int8 Q/DQ'}) == \
         ' (mode eager, int8 Q/DQ)'
     assert describe_mode({'quantization': 'fp8 Q/DQ'}) == ' (fp8 Q/DQ)'
+    assert describe_mode({'mode': 'cuda_graph', 'levers': 'fold_bn,patch_matmul'}) == \
+        ' (mode cuda_graph, levers fold_bn,patch_matmul)'
+    assert describe_mode({'mode': 'eager', 'levers': '-'}) == ' (mode eager)'
     assert describe_mode({}) == ''

@@ -69,6 +69,10 @@ GRAPHING_COMPILE_MODES = ('reduce-overhead', 'max-autotune')
 #: ``attention`` values: the scaled-dot-product-attention kernel forced for the ViT blocks.
 ATTENTION_KERNELS = ('flash', 'cudnn', 'efficient', 'math')
 FP8_MODES = ('rowwise', 'tensorwise')
+#: The speed levers :meth:`TorchBackend.describe` names (a key each when on), summed up in
+#: its ``levers`` value for the node's start-up log and diagnostics.
+LEVERS = ('channels_last', 'cudnn_benchmark', 'fold_bn', 'fold_projections', 'patch_matmul',
+          'gelu_epilogue', 'reassemble_matmul', 'attention', 'fp8')
 
 
 #: Variants whose compiled fp16 model passes tools/fidelity.py against fp32 at 384x384,
@@ -134,7 +138,14 @@ class TorchBackend(EncoderBackend):
     GELU in cuBLASLt's epilogue (:func:`lseg_ros.core.model.fusion.gelu_into_matmul`; the
     tanh approximation of GELU on CUDA; ViT-L/16 only; default: on for ViT-L/16 in fp16 on
     a GPU without ``fp8``, where it was 4.2-7.5 % faster on an H200 and passes the fidelity
-    gate, docs/benchmarks.md).
+    gate, docs/benchmarks.md; with ``fp8`` it is off and may not be asked for: the FP8
+    conversion takes ``fc1`` as a Linear layer).
+    ``reassemble_matmul``: the ViT's four reassemble stages computed on the tokens, their
+    transposed convolutions as matrix products
+    (:func:`lseg_ros.core.model.fusion.reassemble_as_matmul`; exact in real arithmetic;
+    ViT-L/16 only; default: on for ViT-L/16 in fp16 on a GPU, where it was 0.3-0.5 %
+    faster on an H200, timed interleaved with the default without it, and passes the
+    fidelity gate, docs/benchmarks.md).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
     ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).
@@ -155,7 +166,8 @@ class TorchBackend(EncoderBackend):
                  cudnn_benchmark: Optional[bool] = None, fold_bn: Optional[bool] = None,
                  layernorm: Optional[str] = None, attention: Optional[str] = None,
                  fp8: Optional[str] = None, fold_projections: Optional[bool] = None,
-                 patch_matmul: Optional[bool] = None, gelu_epilogue: Optional[bool] = None):
+                 patch_matmul: Optional[bool] = None, gelu_epilogue: Optional[bool] = None,
+                 reassemble_matmul: Optional[bool] = None):
         device = torch.device(device)
         cuda = device.type == 'cuda'
         if precision == 'auto':
@@ -187,6 +199,9 @@ class TorchBackend(EncoderBackend):
                                f'one of {", ".join(ATTENTION_KERNELS)}')
         if fp8 is not None:
             from lseg_ros.core.model.fp8 import fp8_supported
+            if gelu_epilogue:
+                raise BackendError('torch backend: gelu_epilogue and fp8 exclude each other '
+                                   '(the FP8 conversion takes fc1 as a Linear layer)')
             if fp8 not in FP8_MODES:
                 raise BackendError(f'torch backend: fp8 must be one of {", ".join(FP8_MODES)}')
             if precision != 'fp16' or not fp8_supported(device):
@@ -197,9 +212,12 @@ class TorchBackend(EncoderBackend):
             patch_matmul = fast and vit
         if gelu_epilogue is None:
             gelu_epilogue = fast and vit and fp8 is None
+        if reassemble_matmul is None:
+            reassemble_matmul = fast and vit
         if fold_projections is None:
             fold_projections = fast and vit
-        for option, value in (('patch_matmul', patch_matmul), ('gelu_epilogue', gelu_epilogue)):
+        for option, value in (('patch_matmul', patch_matmul), ('gelu_epilogue', gelu_epilogue),
+                              ('reassemble_matmul', reassemble_matmul)):
             if value and not vit:
                 raise BackendError(f'torch backend: {option} is a ViT-L/16 option (the '
                                    f'{weights.variant.name} variant has no ViT blocks)')
@@ -225,12 +243,16 @@ class TorchBackend(EncoderBackend):
             if fold_projections:
                 fusion.fold_projections(self.model)
         self.patch_matmul, self.gelu_epilogue = bool(patch_matmul), bool(gelu_epilogue)
+        self.reassemble_matmul = bool(reassemble_matmul)
         if patch_matmul:
             from lseg_ros.core.model.fusion import patch_embedding_as_matmul
             patch_embedding_as_matmul(self.model)
         if gelu_epilogue:
             from lseg_ros.core.model.fusion import gelu_into_matmul
             gelu_into_matmul(self.model)
+        if reassemble_matmul:
+            from lseg_ros.core.model.fusion import reassemble_as_matmul
+            reassemble_as_matmul(self.model)
         if fp8 is not None:
             self._convert_fp8(weights.variant, fp8 == 'rowwise')
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -430,10 +452,13 @@ class TorchBackend(EncoderBackend):
             info['patch_matmul'] = 'True'
         if self.gelu_epilogue:
             info['gelu_epilogue'] = 'True (tanh GELU on CUDA)'
+        if self.reassemble_matmul:
+            info['reassemble_matmul'] = 'True'
         if self.attention:
             info['attention'] = self.attention
         if self.fp8:
             info['fp8'] = f'{self.fp8} e4m3, static input scales, {self.fp8_layers} Linear layers'
+        info['levers'] = ','.join(key for key in LEVERS if key in info) or '-'
         return info
 
     def close(self) -> None:

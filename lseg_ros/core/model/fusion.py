@@ -26,6 +26,13 @@ the bias and the GELU in its epilogue (``torch._addmm_activation``, cuBLASLt's
 GELU kernel over the 4096-wide hidden tokens.  Not exact on CUDA: that epilogue is the
 tanh approximation of GELU (at most 4.7e-4 from the exact GELU, near x = +-2.7); on the
 CPU it is the exact GELU.
+
+``reassemble_as_matmul`` computes the ViT's four reassemble stages on the tokens: the
+readout projection without concatenating the cls token to every patch token (half the
+matrix product's depth, no concatenated copy), the 1x1 convolutions as matrix products,
+and the two transposed convolutions whose stride equals their kernel (4x4/4 and 2x2/2) as
+matrix products to ``k*k`` outputs per token rearranged into the larger grid, instead of
+cuDNN's transposed-convolution (dgrad) kernels and the layout copies around them.
 """
 
 import torch
@@ -101,6 +108,22 @@ def patch_embedding_as_matmul(model: nn.Module) -> int:
     count = 0
     for module in model.modules():
         if isinstance(module, PatchEmbed) and module.matmul_weight is None:
+            module.use_matmul()
+            count += 1
+    return count
+
+
+def reassemble_as_matmul(model: nn.Module) -> int:
+    """Compute every ViT reassemble stage of ``model`` on its tokens; returns the count.
+
+    Exact in real arithmetic (see :class:`lseg_ros.core.model.image_encoder.Reassemble`).
+    The rearranged transposed-convolution weights are copies (buffers outside the
+    state_dict), like :func:`patch_embedding_as_matmul`'s.
+    """
+    from lseg_ros.core.model.image_encoder import Reassemble
+    count = 0
+    for module in model.modules():
+        if isinstance(module, Reassemble) and not module.matmul:
             module.use_matmul()
             count += 1
     return count

@@ -96,17 +96,43 @@ class VitTrunk(nn.Module):
 
 
 class ProjectReadout(nn.Module):
-    """DPT ``readout='project'``: concatenate the cls token to every patch token, project."""
+    """DPT ``readout='project'``: concatenate the cls token to every patch token, project.
+
+    With ``split`` set (:meth:`use_split`) it computes the same function without the
+    concatenation: the projection of the concatenated token is the patch token's product
+    with the first half of the weight plus the cls token's product with the second half,
+    and that second product (with the bias) is one row per image.
+    """
 
     def __init__(self):
         super().__init__()
         self.project = nn.Sequential(nn.Linear(2 * VIT_DIM, VIT_DIM), nn.GELU())
+        self.split = False
+
+    def use_split(self) -> None:
+        """Project patch and cls tokens separately from now on (no copy of the weight)."""
+        self.split = True
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Map (B, 1+N, C) tokens to (B, N, C)."""
         patches = tokens[:, 1:]
+        linear, act = self.project[0], self.project[1]
+        if self.split:
+            readout = F.linear(tokens[:, :1], linear.weight[:, VIT_DIM:], linear.bias)
+            return act(F.linear(patches, linear.weight[:, :VIT_DIM]) + readout)
         readout = tokens[:, :1].expand_as(patches)
         return self.project(torch.cat([patches, readout], dim=-1))
+
+
+def unpatchify(tokens: torch.Tensor, gh: int, gw: int, k: int) -> torch.Tensor:
+    """(B, gh*gw, k*k*C) tokens in (row, column, channel) order -> (B, C, k*gh, k*gw).
+
+    The result is in the channels-last layout (a view of one copy of the tokens).
+    """
+    b = tokens.shape[0]
+    c = tokens.shape[2] // (k * k)
+    grid = tokens.reshape(b, gh, gw, k, k, c).transpose(2, 3).reshape(b, k * gh, k * gw, c)
+    return grid.permute(0, 3, 1, 2)
 
 
 class Reassemble(nn.Module):
@@ -114,6 +140,12 @@ class Reassemble(nn.Module):
 
     Children are named ``0``, ``3`` and ``4`` like the official ``nn.Sequential`` (whose
     parameter-free ``1`` Transpose and ``2`` Unflatten are done inline here).
+
+    With :meth:`use_matmul` (:func:`lseg_ros.core.model.fusion.reassemble_as_matmul`) it
+    computes the same function on the tokens: the readout without its concatenation, the
+    1x1 convolution as a matrix product, and a transposed convolution whose stride equals
+    its kernel (``k``, non-overlapping outputs) as a matrix product to ``k*k`` outputs per
+    token and a rearrangement of them into the ``k``-times larger grid.
     """
 
     def __init__(self, out_channels: int, resample: nn.Module = None):
@@ -122,14 +154,45 @@ class Reassemble(nn.Module):
         self.add_module('3', nn.Conv2d(VIT_DIM, out_channels, 1))
         if resample is not None:
             self.add_module('4', resample)
+        self.register_buffer('resample_weight', None, persistent=False)
+        self.register_buffer('resample_bias', None, persistent=False)
+        self.matmul = False
+
+    def use_matmul(self) -> None:
+        """Compute on the tokens from now on (a transposed convolution's weight copied once)."""
+        getattr(self, '0').use_split()
+        self.matmul = True
+        resample = getattr(self, '4', None)
+        if is_patch_transpose(resample):
+            k = resample.stride[0]
+            weight = resample.weight.detach()                 # (C_in, C_out, k, k)
+            self.resample_weight = weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0])
+            self.resample_weight = self.resample_weight.contiguous()
+            self.resample_bias = resample.bias.detach().repeat(k * k)
 
     def forward(self, tokens: torch.Tensor, gh: int, gw: int) -> torch.Tensor:
         """Turn (B, 1+gh*gw, C) tokens into a feature map."""
         x = getattr(self, '0')(tokens)
-        x = x.transpose(1, 2).reshape(x.shape[0], VIT_DIM, gh, gw)
-        x = getattr(self, '3')(x)
+        conv = getattr(self, '3')
         resample = getattr(self, '4', None)
+        if self.matmul:
+            x = F.linear(x, conv.weight.flatten(1), conv.bias)
+            if self.resample_weight is not None:
+                x = F.linear(x, self.resample_weight, self.resample_bias)
+                return unpatchify(x, gh, gw, resample.stride[0])
+            x = unpatchify(x, gh, gw, 1)
+            return x if resample is None else resample(x)
+        x = x.transpose(1, 2).reshape(x.shape[0], VIT_DIM, gh, gw)
+        x = conv(x)
         return x if resample is None else resample(x)
+
+
+def is_patch_transpose(module: nn.Module) -> bool:
+    """Whether ``module`` is a transposed convolution with stride = kernel and no overlap."""
+    return isinstance(module, nn.ConvTranspose2d) and module.stride == module.kernel_size \
+        and module.padding == (0, 0) and module.output_padding == (0, 0) \
+        and module.dilation == (1, 1) and module.groups == 1 \
+        and module.kernel_size[0] == module.kernel_size[1] and module.bias is not None
 
 
 class VitBackbone(nn.Module):
