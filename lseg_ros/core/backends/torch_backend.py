@@ -7,23 +7,23 @@ at 384x384, 480x640 and 1024x1024 for both variants (docs/benchmarks.md, issue 1
 weights and activations (PyTorch's LayerNorm kernel, whose statistics accumulate in
 float32; the attention softmax of the SDPA kernels accumulates in float32), BatchNorm
 folded into the convolutions, channels-last convolutions with cuDNN autotuning, for
-ViT-L/16 the patch embedding and each block's ``fc1`` + GELU as matrix products (the
-GELU in cuBLASLt's epilogue, its tanh approximation) and the decoder's projections before
-its upsampling (:mod:`lseg_ros.core.model.fusion`),
+ViT-L/16 the patch embedding, each block's ``fc1`` + GELU (the GELU in cuBLASLt's
+epilogue, its tanh approximation) and the reassemble stages as matrix products and the
+decoder's projections before its upsampling (:mod:`lseg_ros.core.model.fusion`),
 captured into one CUDA graph per input shape (``torch.cuda.CUDAGraph`` into static
 input/output buffers after a warm-up on a side stream), so a frame costs one graph launch.
 
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
 and upsampling) inside that graph is part of the default for both variants: on an H200
 at 480x640 ResNet101 1.95 instead of 2.81 ms (one run).  The compiled ViT-L/16 default
-took 3.28 / 2.02 / 10.61 ms at 480x640 / 384x384 / 1024x1024; before issue 11's three
-matrix-product levers (patch embedding, GELU epilogue, projections first; each 1.4-7.5 %
-faster than the default of the moment in one call) 3.5-3.6 / 2.28-2.31 / 11.8-11.9 ms in
-other calls, and about 4.2 / 2.6 ms uncompiled without them (docs/benchmarks.md).  The
-levers also apply uncompiled (``compile: off``), where their fidelity was not measured.
-Both compiled defaults pass the gate over 20 frames at the three sizes (tools/fidelity.py:
-per image cosine, relative L2 and label agreement, per size the set's mIoU over the labels
-on 100 or more pixels).
+took 3.18-3.23 / 2.04-2.05 / 10.63 ms at 480x640 / 384x384 / 1024x1024 (session 25);
+before issue 11's matrix-product levers (patch embedding, GELU epilogue, projections
+first, each 1.4-7.5 % faster than the default of the moment in one call; the reassemble
+stages 0.3-0.5 % in an interleaved comparison) 3.5-3.6 / 2.28-2.31 / 11.8-11.9 ms in
+other calls.  The levers also apply uncompiled (``compile: off``: 3.88 / 2.47 / 12.40 ms),
+which passes the gate too (docs/benchmarks.md).  Both compiled defaults pass the gate
+over 20 frames at the three sizes (tools/fidelity.py: per image cosine, relative L2 and
+label agreement, per size the set's mIoU over the labels on 100 or more pixels).
 ViT-L/16 was left uncompiled while the gate was one frame's mIoU over every label, which a
 single near-tie pixel decided (docs/benchmarks.md, "The fidelity gate over 20 frames").
 Compilation costs about 25 s per input shape the first time on an H200 and about 6 s from
@@ -144,8 +144,9 @@ class TorchBackend(EncoderBackend):
     transposed convolutions as matrix products
     (:func:`lseg_ros.core.model.fusion.reassemble_as_matmul`; exact in real arithmetic;
     ViT-L/16 only; default: on for ViT-L/16 in fp16 on a GPU, where it was 0.3-0.5 %
-    faster on an H200, timed interleaved with the default without it, and passes the
-    fidelity gate, docs/benchmarks.md).
+    faster on an H200 timed interleaved with the default without it (timed one after the
+    other it was 1-2.5 % slower at 384x384 and 480x640: within the spread of such timings)
+    and passes the fidelity gate, docs/benchmarks.md).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
     ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).

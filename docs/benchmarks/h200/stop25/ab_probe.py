@@ -1,6 +1,6 @@
 """Interleaved A/B timing of encoder variants in one process (session 25 probe).
 
-python ab.py CHECKPOINT OUT.json
+python ab_probe.py CHECKPOINT OUT.json
 """
 import json
 import statistics
