@@ -43,7 +43,8 @@ LOG = logging.getLogger(__name__)
 #: Named torch configurations (backend options) the tool can measure.
 _PLAIN = {'channels_last': False, 'cudnn_benchmark': False, 'fold_bn': False,
           'layernorm': 'fp32', 'compile_mode': None, 'fold_projections': False,
-          'patch_matmul': False, 'gelu_epilogue': False, 'reassemble_matmul': False}
+          'patch_matmul': False, 'gelu_epilogue': False, 'reassemble_matmul': False,
+          'attention': 'sdpa'}
 _NHWC = dict(_PLAIN, cuda_graph=True, channels_last=True, cudnn_benchmark=True)
 TORCH_PRESETS = {
     # the torch backend's own defaults (on a GPU: fp16, lean, compiled in a CUDA graph; for
@@ -82,11 +83,12 @@ TORCH_PRESETS.update({
                                               compile_mode='max-autotune-no-cudagraphs')),
     # the default without one of its ViT levers: the patch embedding as a convolution, the
     # blocks' exact GELU in its own kernel, the decoder's projections after its upsampling,
-    # the reassemble stages as convolutions
+    # the reassemble stages as convolutions, the attention in PyTorch's SDPA kernels
     'torch-default-conv-patch': ('auto', {'patch_matmul': False}),
     'torch-default-exact-gelu': ('auto', {'gelu_epilogue': False}),
     'torch-default-unfolded-proj': ('auto', {'fold_projections': False}),
     'torch-default-conv-reassemble': ('auto', {'reassemble_matmul': False}),
+    'torch-default-sdpa-attention': ('auto', {'attention': 'sdpa'}),
     # the default uncompiled: the node's and the commands' `compile: off`
     'torch-default-compile-off': ('auto', {'compile_mode': None}),
 })

@@ -528,8 +528,10 @@ def test_torch_gpu_default_is_the_fast_mode_and_matches_fp32(rn_weights, vit_wei
     assert vit.describe()['gelu_epilogue'].startswith('True')
     assert vit.describe()['fold_projections'] == 'True'
     assert vit.describe()['reassemble_matmul'] == 'True'
+    hopper = torch.cuda.get_device_capability()[0] == 9   # the Triton attention's GPUs
     assert vit.describe()['levers'] == ('channels_last,cudnn_benchmark,fold_bn,fold_projections,'
-                                        'patch_matmul,gelu_epilogue,reassemble_matmul')
+                                        'patch_matmul,gelu_epilogue,reassemble_matmul'
+                                        + (',attention:triton' if hopper else ''))
     assert 'fold_projections' not in info                 # ResNet101: not measured compiled
     vit.close()
     vit = create_backend('torch', vit_weights, 'cuda', 'auto', **user_options('torch', 'off'))

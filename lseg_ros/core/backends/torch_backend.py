@@ -2,30 +2,33 @@
 # SPDX-License-Identifier: Apache-2.0
 """PyTorch backend: eager fp32 on the CPU; on a GPU fp32 or fp16, eager, CUDA graphs or compiled.
 
-The GPU default is the fastest configuration that passes tools/fidelity.py against fp32
-at 384x384, 480x640 and 1024x1024 for both variants (docs/benchmarks.md, issue 11): fp16
+The GPU default is the fastest configuration that passes tools/fidelity.py against fp32 at
+384x384, 480x640 and 1024x1024 for both variants (docs/benchmarks.md, issue 11): fp16
 weights and activations (PyTorch's LayerNorm kernel, whose statistics accumulate in
 float32; the attention softmax of the SDPA kernels accumulates in float32), BatchNorm
 folded into the convolutions, channels-last convolutions with cuDNN autotuning, for
-ViT-L/16 the patch embedding, each block's ``fc1`` + GELU (the GELU in cuBLASLt's
-epilogue, its tanh approximation) and the reassemble stages as matrix products and the
-decoder's projections before its upsampling (:mod:`lseg_ros.core.model.fusion`),
+ViT-L/16 the patch embedding, each block's ``fc1`` + GELU (the GELU in cuBLASLt's epilogue,
+its tanh approximation) and the reassemble stages as matrix products and the decoder's
+projections before its upsampling (:mod:`lseg_ros.core.model.fusion`), and on Hopper GPUs
+the blocks' attention in our Triton kernel (:mod:`lseg_ros.core.model.flash_attention`),
 captured into one CUDA graph per input shape (``torch.cuda.CUDAGraph`` into static
 input/output buffers after a warm-up on a side stream), so a frame costs one graph launch.
 
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
-and upsampling) inside that graph is part of the default for both variants: on an H200
-at 480x640 ResNet101 1.95 instead of 2.81 ms (one run).  The compiled ViT-L/16 default
-took 3.18-3.23 / 2.04-2.05 / 10.63 ms at 480x640 / 384x384 / 1024x1024 (session 25);
-before issue 11's matrix-product levers (patch embedding, GELU epilogue, projections
-first, each 1.4-7.5 % faster than the default of the moment in one call; the reassemble
-stages 0.3-0.5 % in an interleaved comparison) 3.5-3.6 / 2.28-2.31 / 11.8-11.9 ms in
-other calls.  The levers also apply uncompiled (``compile: off``: 3.88 / 2.47 / 12.40 ms),
-which passes the gate too (docs/benchmarks.md).  Both compiled defaults pass the gate
-over 20 frames at the three sizes (tools/fidelity.py: per image cosine, relative L2 and
-label agreement, per size the set's mIoU over the labels on 100 or more pixels).
-ViT-L/16 was left uncompiled while the gate was one frame's mIoU over every label, which a
-single near-tie pixel decided (docs/benchmarks.md, "The fidelity gate over 20 frames").
+and upsampling) inside that graph is part of the default for both variants: on an H200 at
+480x640 ResNet101 1.95 instead of 2.81 ms (one run). The compiled ViT-L/16 default took
+2.96-2.98 / 1.94-1.97 / 11.05 ms at 480x640 / 384x384 / 1024x1024 (session 26, with the
+Triton attention; 3.20 / 2.03 / 11.24 ms on PyTorch's SDPA in the same call, 3.18-3.23 /
+2.04-2.05 / 10.63 ms in session 25's); before issue 11's matrix-product levers (patch
+embedding, GELU epilogue, projections first, each 1.4-7.5 % faster than the default of the
+moment in one call; the reassemble stages 0.3-0.5 % in an interleaved comparison) 3.5-3.6 /
+2.28-2.31 / 11.8-11.9 ms in other calls. The levers also apply uncompiled (``compile:
+off``: 3.88 / 2.47 / 12.40 ms before the Triton attention), which passes the gate too
+(docs/benchmarks.md). Both compiled defaults pass the gate over 20 frames at the three
+sizes (tools/fidelity.py: per image cosine, relative L2 and label agreement, per size the
+set's mIoU over the labels on 100 or more pixels). ViT-L/16 was left uncompiled while the
+gate was one frame's mIoU over every label, which a single near-tie pixel decided
+(docs/benchmarks.md, "The fidelity gate over 20 frames").
 Compilation costs about 25 s per input shape the first time on an H200 and about 6 s from
 Inductor's on-disk cache, which is kept in ``<lseg_ros cache>/inductor`` unless
 ``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor cannot compile here (no Triton, no C
@@ -46,6 +49,8 @@ camera's device memory instead of 1.21x, at a cost of 1.5-2.7 % in batch-4 laten
 """
 
 import contextlib
+import importlib
+import importlib.util
 import logging
 import os
 from typing import Dict, Optional, Tuple
@@ -66,8 +71,10 @@ FP8_MARGIN = 1.0
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 #: torch.compile modes that capture CUDA graphs themselves (no graph of ours around them).
 GRAPHING_COMPILE_MODES = ('reduce-overhead', 'max-autotune')
-#: ``attention`` values: the scaled-dot-product-attention kernel forced for the ViT blocks.
-ATTENTION_KERNELS = ('flash', 'cudnn', 'efficient', 'math')
+#: ``attention`` values: the scaled-dot-product-attention kernel forced for the ViT blocks,
+#: ``sdpa`` (PyTorch picks its kernel) or ``triton``: the blocks' attention in our Triton
+#: kernel (:mod:`lseg_ros.core.model.flash_attention`).
+ATTENTION_KERNELS = ('flash', 'cudnn', 'efficient', 'math', 'sdpa', 'triton')
 FP8_MODES = ('rowwise', 'tensorwise')
 #: The speed levers :meth:`TorchBackend.describe` names (a key each when on), summed up in
 #: its ``levers`` value for the node's start-up log and diagnostics.
@@ -78,6 +85,25 @@ LEVERS = ('channels_last', 'cudnn_benchmark', 'fold_bn', 'fold_projections', 'pa
 #: Variants whose compiled fp16 model passes tools/fidelity.py against fp32 at 384x384,
 #: 480x640 and 1024x1024 (H200, 20 frames, docs/benchmarks.md): compiled by default.
 COMPILED_VARIANTS = ('rn101', 'vit_l16')
+
+
+def default_attention(device: torch.device, fast: bool, vit: bool) -> Optional[str]:
+    """Return ``triton`` for ViT-L/16 in fp16 on a Hopper GPU with Triton, else None.
+
+    Measured faster than PyTorch's kernels on an H200 only (compute capability 9.0); on
+    other GPUs PyTorch picks its SDPA kernel as before, and ``attention='triton'`` asks for
+    the kernel there.
+    """
+    if not (fast and vit) or importlib.util.find_spec('triton') is None \
+            or torch.cuda.get_device_capability(device)[0] != 9:
+        return None
+    try:
+        importlib.import_module('lseg_ros.core.model.flash_attention')   # imports Triton
+    except Exception as error:  # noqa: B902 - a broken Triton raises anything
+        LOG.warning('torch backend: Triton does not import here (%s: %s); the ViT blocks '
+                    "use PyTorch's attention", type(error).__name__, error)
+        return None
+    return 'triton'
 
 
 def resolve_compile_mode(mode: Optional[str], fast: bool, variant: str) -> Optional[str]:
@@ -149,7 +175,14 @@ class TorchBackend(EncoderBackend):
     and passes the fidelity gate, docs/benchmarks.md).
     ``layernorm``: ``fp32`` (explicit float32 LayerNorm; the default except for fp16 on a
     GPU) or ``fp16`` (PyTorch's kernel, statistics in float32; the fp16 GPU default).
-    ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``).
+    ``attention``: force one SDPA kernel (``flash``, ``cudnn``, ``efficient``, ``math``),
+    let PyTorch pick one (``sdpa``; on an H200 it picks cuDNN's), or ``triton``: the ViT
+    blocks' attention in our Triton flash-attention kernel
+    (:mod:`lseg_ros.core.model.flash_attention`; fp16 and Triton needed; default: on for
+    ViT-L/16 in fp16 on a Hopper GPU (compute capability 9.x) with Triton, where on an
+    H200 it was 7.3 / 3.1 / 1.7 % faster at 480x640 / 384x384 / 1024x1024, timed
+    interleaved with the default on PyTorch's SDPA, and passes the fidelity gate,
+    docs/benchmarks.md; elsewhere PyTorch picks its SDPA kernel).
     ``fp8``: ``rowwise`` or ``tensorwise`` FP8 weights with static calibrated input scales
     for the ViT blocks' Linear layers (:mod:`lseg_ros.core.model.fp8`; fp16, FP8 GPUs).
     ``channels_last``: NHWC memory format for the convolutions (GPU).  ``cudnn_benchmark``:
@@ -217,11 +250,19 @@ class TorchBackend(EncoderBackend):
             reassemble_matmul = fast and vit
         if fold_projections is None:
             fold_projections = fast and vit
+        if attention is None:
+            attention = default_attention(device, fast, vit)
         for option, value in (('patch_matmul', patch_matmul), ('gelu_epilogue', gelu_epilogue),
-                              ('reassemble_matmul', reassemble_matmul)):
+                              ('reassemble_matmul', reassemble_matmul),
+                              ('attention triton', attention == 'triton')):
             if value and not vit:
                 raise BackendError(f'torch backend: {option} is a ViT-L/16 option (the '
                                    f'{weights.variant.name} variant has no ViT blocks)')
+        if attention == 'triton' and precision != 'fp16':
+            raise BackendError('torch backend: attention triton needs precision fp16 (its '
+                               'float32 products would round to TF32)')
+        if attention == 'triton' and importlib.util.find_spec('triton') is None:
+            raise BackendError('torch backend: attention triton needs Triton')
         if channels_last is None:
             channels_last = cuda and precision == 'fp16'
         if cudnn_benchmark is None:
@@ -254,6 +295,9 @@ class TorchBackend(EncoderBackend):
         if reassemble_matmul:
             from lseg_ros.core.model.fusion import reassemble_as_matmul
             reassemble_as_matmul(self.model)
+        if attention == 'triton':
+            from lseg_ros.core.model.flash_attention import use_triton_attention
+            use_triton_attention(self.model)
         if fp8 is not None:
             self._convert_fp8(weights.variant, fp8 == 'rowwise')
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -323,7 +367,7 @@ class TorchBackend(EncoderBackend):
         self.fp8_layers = convert_to_fp8(self.model, amax, FP8_MARGIN, rowwise)
 
     def _attention_kernel(self):
-        if self.attention is None:
+        if self.attention in (None, 'sdpa', 'triton'):
             return contextlib.nullcontext()
         from torch.nn.attention import sdpa_kernel, SDPBackend
         kernel = {'flash': SDPBackend.FLASH_ATTENTION, 'cudnn': SDPBackend.CUDNN_ATTENTION,
@@ -455,11 +499,21 @@ class TorchBackend(EncoderBackend):
             info['gelu_epilogue'] = 'True (tanh GELU on CUDA)'
         if self.reassemble_matmul:
             info['reassemble_matmul'] = 'True'
-        if self.attention:
-            info['attention'] = self.attention
+        attention = self.attention
+        if attention == 'triton':
+            from lseg_ros.core.model import flash_attention
+            if flash_attention.FALLBACK is None:
+                info['attention'] = 'triton'
+            else:
+                attention = 'sdpa'
+                info['attention'] = f'sdpa (the Triton kernel failed here: ' \
+                    f'{flash_attention.FALLBACK})'
+        elif attention:
+            info['attention'] = attention
         if self.fp8:
             info['fp8'] = f'{self.fp8} e4m3, static input scales, {self.fp8_layers} Linear layers'
-        info['levers'] = ','.join(key for key in LEVERS if key in info) or '-'
+        info['levers'] = ','.join(key if key != 'attention' else f'attention:{attention}'
+                                  for key in LEVERS if key in info) or '-'
         return info
 
     def close(self) -> None:

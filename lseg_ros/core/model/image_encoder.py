@@ -60,6 +60,27 @@ class PatchEmbed(nn.Module):
         return F.linear(patches, self.matmul_weight, self.proj.bias)
 
 
+class AttentionLayers(nn.Module):
+    """The ``qkv`` and ``proj`` layers of a timm ``Attention``, for the modules replacing it.
+
+    Subclasses compute softmax(q kᵀ / sqrt(d)) v their own way; the state_dict keys stay
+    timm's (``qkv.*``, ``proj.*``).
+    """
+
+    def __init__(self, attention: nn.Module):
+        super().__init__()
+        self.qkv = attention.qkv
+        self.proj = attention.proj
+        self.num_heads = attention.num_heads
+        self.head_dim = attention.qkv.out_features // (3 * attention.num_heads)
+
+    def heads(self, x: torch.Tensor):
+        """Return q, k and v, (B, heads, N, head_dim) strided views of ``qkv(x)``."""
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv.unbind(0)
+
+
 class VitTrunk(nn.Module):
     """timm ``vit_large_patch16_384`` without its final norm and classifier (unused by LSeg)."""
 

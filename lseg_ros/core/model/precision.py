@@ -9,6 +9,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from lseg_ros.core.model.image_encoder import AttentionLayers
+
 
 class Fp32LayerNorm(nn.Module):
     """LayerNorm computed in float32 for a float16 network (explicit casts in the graph)."""
@@ -33,27 +35,22 @@ class Fp32LayerNorm(nn.Module):
         return self
 
 
-class Fp32SoftmaxAttention(nn.Module):
+class Fp32SoftmaxAttention(AttentionLayers):
     """timm ViT attention with an explicit float32 softmax (q·kᵀ and ·v stay in float16).
 
     Reuses the ``qkv`` and ``proj`` layers of a timm ``Attention``; used only for the fp16
-    ONNX export (the fp16 torch backend keeps timm's fused attention, whose kernels already
+    ONNX export (the fp16 torch backend keeps fused attention kernels, which already
     accumulate the softmax in float32).
     """
 
     def __init__(self, attention: nn.Module):
-        super().__init__()
-        self.qkv = attention.qkv
-        self.proj = attention.proj
-        self.num_heads = attention.num_heads
-        self.head_dim = attention.qkv.out_features // (3 * attention.num_heads)
+        super().__init__(attention)
         self.scale = self.head_dim ** -0.5
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """Self-attention of (B, N, C) tokens."""
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
+        q, k, v = self.heads(x)
         attn = (q * self.scale) @ k.transpose(-2, -1)
         attn = attn.float().softmax(dim=-1).to(v.dtype)
         out = (attn @ v).transpose(1, 2).reshape(b, n, c)
