@@ -31,21 +31,32 @@ INTERPRETED = textwrap.dedent('''
         x = torch.randn(images, tokens, 3, heads, dim, generator=g) * 2
         return x.permute(2, 0, 3, 1, 4).unbind(0)     # strided views, as in the blocks
 
-    # 64-query tiles (few tiles) and 128-query tiles (many), whole and partial key blocks
+    # every tiling (64 or 128 queries, 64 or 128 keys per step, pointer or descriptor
+    # loads), whole and partial key blocks, and the default choice
+    tilings = [fa.Tiling(64, 64, 4, 3, False), fa.Tiling(128, 64, 8, 3, False),
+               fa.Tiling(64, 128, 4, 2, True), fa.Tiling(128, 64, 8, 3, True), None]
     for shape in ((1, 2, 77, 64), (2, 4, 130, 32), (1, 3, 128, 16), (3, 2, 200, 64)):
         q, k, v = qkv(*shape, seed=sum(shape))
-        got = fa.flash_attention(q, k, v)
         want = fa.sdpa(q, k, v)
-        assert got.shape == (shape[0], shape[2], shape[1], shape[3]), got.shape
-        err = (got - want).abs().max().item()
-        assert err < 1e-5, (shape, err)
-        print('tiles', fa.tile_config(shape[0] * shape[1], shape[2], 1), 'max error', err)
+        assert fa.tma_available(q, k, v)
+        for tiling in tilings:
+            got = fa.run_kernel(q, k, v, tiling)
+            assert got.shape == (shape[0], shape[2], shape[1], shape[3]), got.shape
+            err = (got - want).abs().max().item()
+            assert err < 1e-5, (shape, tiling, err)
+        got = fa.flash_attention(q, k, v)
+        assert (got - want).abs().max().item() < 1e-5, shape
+        print('default', fa.tile_config(shape[0] * shape[1], shape[2], 1, True))
     # float16, as on the GPU (probabilities rounded to float16 before the value product)
     q, k, v = (t.half() for t in qkv(1, 2, 77, 64, seed=3))
-    got = fa.flash_attention(q, k, v)
-    assert got.dtype == torch.float16
-    err = (got.float() - fa.sdpa(q.float(), k.float(), v.float())).abs().max().item()
-    assert err < 4e-3, err
+    for tiling in tilings:
+        got = fa.run_kernel(q, k, v, tiling)
+        assert got.dtype == torch.float16
+        err = (got.float() - fa.sdpa(q.float(), k.float(), v.float())).abs().max().item()
+        assert err < 4e-3, (tiling, err)
+    # a view whose rows are not 16-byte aligned loads by pointers
+    x = torch.randn(1, 77, 3 * 2 * 8 + 1)[..., 1:].reshape(1, 77, 3, 2, 8)
+    assert not fa.tma_available(*x.permute(2, 0, 3, 1, 4).unbind(0))
     # the operator's registration (schema, fake tensor, autograd-free dispatch) and a trace
     q, k, v = qkv(2, 4, 70, 32, seed=5)
     torch.library.opcheck(fa.flash_attention, (q, k, v),
@@ -78,17 +89,21 @@ def test_kernel_equals_sdpa_in_the_interpreter():
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith('ok'), done.stdout
-    assert 'tiles (64, 64, 4, 3)' in done.stdout and 'tiles (128, 64, 8, 4)' in done.stdout
+    assert 'default' in done.stdout
 
 
 def test_tile_config_follows_the_measured_choice():
-    from lseg_ros.core.model.flash_attention import tile_config
-    sms = 132                                               # H200
-    assert tile_config(16, 1201, sms) == (64, 64, 4, 3)     # 480x640, one image
-    assert tile_config(16, 577, sms) == (64, 64, 4, 3)      # 384x384
-    assert tile_config(64, 577, sms) == (64, 64, 4, 3)      # four images of 384x384
-    assert tile_config(64, 1201, sms) == (128, 64, 8, 4)    # four images of 480x640
-    assert tile_config(16, 4097, sms) == (128, 64, 8, 4)    # 1024x1024
+    from lseg_ros.core.model.flash_attention import tile_config, Tiling
+    sms = 132                                                     # H200
+    # 480x640 and 384x384, one image: 64 queries, 128 keys per step by descriptors
+    assert tile_config(16, 1201, sms, True) == Tiling(64, 128, 4, 2, True)
+    assert tile_config(16, 577, sms, True) == Tiling(64, 128, 4, 2, True)
+    # without descriptors (before Hopper), and four images of 384x384: 64 and 64
+    assert tile_config(16, 1201, sms, False) == Tiling(64, 64, 4, 3, False)
+    assert tile_config(64, 577, sms, True) == Tiling(64, 64, 4, 3, False)
+    # four images of 480x640 and 1024x1024: 128 queries with 8 warps
+    assert tile_config(64, 1201, sms, True) == Tiling(128, 64, 8, 3, False)
+    assert tile_config(16, 4097, sms, True) == Tiling(128, 64, 8, 3, False)
 
 
 def test_the_operator_falls_back_to_sdpa_when_the_kernel_fails(monkeypatch, caplog):
@@ -183,14 +198,20 @@ def test_measured_presets_keep_pytorchs_attention():
 @pytest.mark.skipif(not CUDA, reason='needs a CUDA GPU')
 def test_kernel_equals_sdpa_on_the_gpu():
     from lseg_ros.core.model import flash_attention as fa
+    hopper = torch.cuda.get_device_capability()[0] >= 9
     for images, tokens in ((1, 1201), (4, 577), (1, 4097), (2, 97)):
         x = torch.randn(images, tokens, 3, 16, 64, device='cuda', dtype=torch.float16)
         q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
+        assert fa.tma_available(q, k, v) == hopper
         want = torch.nn.functional.scaled_dot_product_attention(
             q.float(), k.float(), v.float()).transpose(1, 2)
         got = fa.flash_attention(q, k, v)
         assert fa.FALLBACK is None
         assert (got.float() - want).abs().max().item() < 2e-3, (images, tokens)
+        for tiling in (fa.Tiling(64, 64, 4, 3, False), fa.Tiling(128, 64, 8, 3, False)) \
+                + ((fa.Tiling(64, 128, 4, 2, True),) if hopper else ()):
+            got = fa.run_kernel(q, k, v, tiling)
+            assert (got.float() - want).abs().max().item() < 2e-3, (images, tokens, tiling)
 
 
 @pytest.mark.gpu

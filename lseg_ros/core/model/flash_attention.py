@@ -3,32 +3,39 @@
 """The ViT blocks' attention as one Triton kernel (flash attention, forward, no mask).
 
 softmax(q kᵀ / sqrt(d)) v for the 16 heads of 64 of ViT-L/16, one program per tile of
-64 (or 128) queries of one image and head: the scores of a block of 64 keys at a time,
-an online softmax in float32 (exp2, running maximum and sum, as FlashAttention does), the
-last partial block of keys masked, float32 accumulation of the values.  It reads q, k and
-v straight from the ``qkv`` projection's output (strided views, no copies) and writes
-(B, N, H, D), the layout the output projection reads.
+64 (or 128) queries of one image and head: the scores of a block of 64 (or 128) keys at a
+time, an online softmax in float32 (exp2, running maximum and sum, as FlashAttention
+does; the scale applied in one fused multiply-add), the last partial block of keys
+masked, float32 accumulation of the values.  It reads q, k and v straight from the
+``qkv`` projection's output (strided views, no copies), by pointers or, on Hopper GPUs,
+by tensor descriptors (the tensor memory accelerator), and writes (B, N, H, D), the
+layout the output projection reads.
 
 Why a kernel of our own: the GPU default is to be as fast as the GPU allows (issue 11),
 and at the token counts of camera frames PyTorch's attention kernels leave most of an
 H200 idle.  Measured on an H200 (torch 2.11, Triton 3.6, CUDA-graph timing of the
-kernel alone, per block; docs/benchmarks.md, session 26):
+kernel alone, per block; docs/benchmarks.md, sessions 26 and 27):
 
 =================  =========  =========  =========  =========  =========
 (images, tokens)   (1, 577)   (1, 1201)  (1, 4097)  (4, 577)   (4, 1201)
-this kernel        10.0 us    21.9 us    176.9 us   21.4 us    70.8 us
-cuDNN (SDPA's)     11.6 us    31.3 us    181.7 us   26.1 us    73.8 us
+this kernel        9.8 us     20.0 us    169.5 us   21.4 us    69.7 us
+session 26's       10.0 us    21.9 us    175.2 us   21.4 us    70.1 us
+cuDNN (SDPA's)     11.6 us    31.5 us    179.0 us   26.1 us    72.6 us
 FlashAttention-2   20.0 us    38.8 us    239.6 us   40.8 us    113.5 us
 FlexAttention      19.3 us    27.6 us    253.5 us   39.5 us    -
 =================  =========  =========  =========  =========  =========
 
-(This kernel with the tiling :func:`tile_config` picks; FlexAttention: its best of five
-tilings at 1201 tokens, its default elsewhere, and it failed at (4, 1201) in that run.)
-In the whole ViT-L/16 default it saved 7.3 / 3.1 / 1.7 % at 480x640 / 384x384 /
-1024x1024 (interleaved with the same default on PyTorch's SDPA, one process).  No
-FlashAttention-3 package is installed on that machine (and it has no internet), and
-FlexAttention (Triton too, in PyTorch) was slower at every size.  The tiling is chosen by
-:func:`tile_config` from these measurements.
+(This kernel with the tiling :func:`tile_config` picks; session 26's: pointer loads and
+64 keys per step only; FlashAttention-2 and FlexAttention measured in session 26,
+FlexAttention: its best of five tilings at 1201 tokens, its default elsewhere, and it
+failed at (4, 1201) in that run.)  In the whole ViT-L/16 default session 26's kernel
+saved 7.3 / 3.1 / 1.7 % at 480x640 / 384x384 / 1024x1024 over PyTorch's SDPA
+(interleaved, one process), and this one 2.0 / 0.3 / 1.8 % more.  No FlashAttention-3
+package is installed on that machine (and it has no internet), and FlexAttention
+(Triton too, in PyTorch) was slower at every size.  Tried in session 27 and not
+faster: warp specialisation of the key loop (within 0.5 %), half of the exponentials as
+a polynomial on the FMA units (15-25 % slower), 256-query tiles (60 % slower).  The tiling is chosen by :func:`tile_config` from these
+measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so
 ``torch.compile`` keeps it as one opaque call (inside the backend's CUDA graph it is one
@@ -42,13 +49,18 @@ the same function with PyTorch's ``scaled_dot_product_attention`` from then on
 import contextlib
 import logging
 import math
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 import triton
 import triton.language as tl
+
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:                      # Triton before 3.4: loads by pointers only
+    TensorDescriptor = None
 
 from lseg_ros.core.model.image_encoder import AttentionLayers
 
@@ -64,11 +76,28 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def _online_softmax_step(qk, v, m_i, l_i, acc, qk_scale):
+    """Fold one block of scores (q kᵀ, unscaled) and its values into the running state.
+
+    ``m_i`` is the running maximum of the scaled scores (log2 units), ``l_i`` the running
+    sum of their exponentials and ``acc`` the running sum of exponentials times values;
+    masked keys have the score -inf.  The scale is applied in one fused multiply-add with
+    the subtraction of the maximum.
+    """
+    m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+    p = tl.math.exp2(qk * qk_scale - m_ij[:, None])
+    alpha = tl.math.exp2(m_i - m_ij)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+    return m_ij, l_i, acc
+
+
+@triton.jit
 def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                       stride_ob, stride_oh, stride_on, heads, tokens,
                       HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One tile of BLOCK_M queries of one (image, head) against all keys."""
+    """One tile of BLOCK_M queries of one (image, head) against all keys (pointer loads)."""
     start_m = tl.program_id(0)
     image_head = tl.program_id(1)
     image = image_head // heads
@@ -88,45 +117,81 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
     for start_n in range(0, full, BLOCK_N):             # whole key blocks: no mask
         offs_n = start_n + offs_n0
         k = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None])
-        qk = tl.dot(q, k) * qk_scale
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_ij[:, None])
-        alpha = tl.math.exp2(m_i - m_ij)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
         v = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :])
-        acc = tl.dot(p.to(v.dtype), v, acc)
-        m_i = m_ij
+        m_i, l_i, acc = _online_softmax_step(tl.dot(q, k), v, m_i, l_i, acc, qk_scale)
     if full < tokens:                                   # the last, partial key block
         offs_n = full + offs_n0
         k = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None],
                     mask=offs_n[None, :] < tokens, other=0.0)
-        qk = tl.dot(q, k) * qk_scale
-        qk = tl.where(offs_n[None, :] < tokens, qk, float('-inf'))
-        m_ij = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_ij[:, None])
-        alpha = tl.math.exp2(m_i - m_ij)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
         v = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :],
                     mask=offs_n[:, None] < tokens, other=0.0)
-        acc = tl.dot(p.to(v.dtype), v, acc)
+        qk = tl.where(offs_n[None, :] < tokens, tl.dot(q, k), float('-inf'))
+        m_i, l_i, acc = _online_softmax_step(qk, v, m_i, l_i, acc, qk_scale)
     acc = acc / l_i[:, None]
     o_ptrs = Out + image * stride_ob + head * stride_oh + offs_m[:, None] * stride_on \
         + offs_d[None, :]
     tl.store(o_ptrs, acc.to(Out.dtype.element_ty), mask=offs_m[:, None] < tokens)
 
 
-def tile_config(image_heads: int, tokens: int, processors: int) -> Tuple[int, int, int, int]:
-    """Return (queries per tile, keys per block, warps, pipeline stages).
+@triton.jit
+def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_out, qk_scale, heads, tokens,
+                          HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
+                          BLOCK_N: tl.constexpr):
+    """Compute the same tile with tensor-memory-accelerator loads and store (Hopper on).
 
-    128 queries with 8 warps once there are at least four such tiles per multiprocessor,
-    else 64 with 4 warps: the fastest of 18 tilings at each size of the table above on an
-    H200 (within 0.4 % of it at (4, 1201); at (1, 4097) 128 queries 5 % faster than 64).
+    The descriptors are 4-D: q, k and v (B, H, N, D), the output (B, N, H, D); blocks past
+    the last token read zeros and the store leaves them out.
+    """
+    start_m = tl.program_id(0)
+    image_head = tl.program_id(1)
+    image = image_head // heads
+    head = image_head % heads
+    q = desc_q.load([image, head, start_m * BLOCK_M, 0]).reshape([BLOCK_M, HEAD_DIM])
+    m_i = tl.full([BLOCK_M], float('-inf'), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
+    full = (tokens // BLOCK_N) * BLOCK_N
+    for start_n in range(0, full, BLOCK_N):             # whole key blocks: no mask
+        k = desc_k.load([image, head, start_n, 0]).reshape([BLOCK_N, HEAD_DIM])
+        v = desc_v.load([image, head, start_n, 0]).reshape([BLOCK_N, HEAD_DIM])
+        m_i, l_i, acc = _online_softmax_step(tl.dot(q, k.T), v, m_i, l_i, acc, qk_scale)
+    if full < tokens:                                   # the last, partial key block
+        offs_n = full + tl.arange(0, BLOCK_N)
+        k = desc_k.load([image, head, full, 0]).reshape([BLOCK_N, HEAD_DIM])
+        v = desc_v.load([image, head, full, 0]).reshape([BLOCK_N, HEAD_DIM])
+        qk = tl.where(offs_n[None, :] < tokens, tl.dot(q, k.T), float('-inf'))
+        m_i, l_i, acc = _online_softmax_step(qk, v, m_i, l_i, acc, qk_scale)
+    acc = acc / l_i[:, None]
+    desc_out.store([image, start_m * BLOCK_M, head, 0],
+                   acc.to(desc_out.dtype).reshape([1, BLOCK_M, 1, HEAD_DIM]))
+
+
+class Tiling(NamedTuple):
+    """How :func:`run_kernel` launches: tile sizes, warps, pipeline stages and loads."""
+
+    block_m: int           #: queries per program
+    block_n: int           #: keys per step
+    warps: int
+    stages: int
+    tma: bool              #: loads and store by tensor descriptors (else by pointers)
+
+
+def tile_config(image_heads: int, tokens: int, processors: int, tma: bool) -> Tiling:
+    """Return the tiling for ``image_heads`` (images x heads) of ``tokens`` tokens.
+
+    The fastest measured on an H200 (132 multiprocessors) at each size of the table
+    above (session 27, 45 tilings and load styles): 128 queries with 8 warps once there
+    are at least four such tiles per multiprocessor ((1, 4097), (4, 1201)); else 64
+    queries and 128 keys per step with descriptor loads while there are at most four
+    64-query tiles per multiprocessor ((1, 1201), (1, 577): 9 and 2 % faster than 64
+    keys by pointers; by pointers 128 keys were 30 % slower), else 64 and 64 by
+    pointers ((4, 577)).  ``tma``: whether descriptor loads can be used here.
     """
     if image_heads * -(-tokens // 128) >= 4 * processors:
-        return 128, 64, 8, 4
-    return 64, 64, 4, 3
+        return Tiling(128, 64, 8, 3, False)
+    if tma and image_heads * -(-tokens // 64) <= 4 * processors:
+        return Tiling(64, 128, 4, 2, True)
+    return Tiling(64, 64, 4, 3, False)
 
 
 def supported(q: torch.Tensor) -> Optional[str]:
@@ -153,22 +218,57 @@ def _processors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Launch the kernel: (B, H, N, D) q, k, v (unit last stride) -> (B, N, H, D)."""
+def _descriptor_ok(t: torch.Tensor) -> bool:
+    size = t.element_size()
+    return t.data_ptr() % 16 == 0 and all(s * size % 16 == 0 for s in t.stride()[:-1])
+
+
+def tma_available(*tensors: torch.Tensor) -> bool:
+    """Whether the kernel can load ``tensors`` by tensor descriptors here.
+
+    Needs Triton's host tensor descriptors, a GPU of compute capability 9 or later (or
+    Triton's interpreter on the CPU), 16-byte aligned data and strides.
+    """
+    if TensorDescriptor is None:
+        return False
+    cuda = tensors[0].is_cuda
+    if cuda and torch.cuda.get_device_capability(tensors[0].device)[0] < 9:
+        return False
+    return all(_descriptor_ok(t) for t in tensors)
+
+
+def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               tiling: Optional[Tiling] = None) -> torch.Tensor:
+    """Launch the kernel: (B, H, N, D) q, k, v (unit last stride) -> (B, N, H, D).
+
+    ``tiling``: the launch (default: :func:`tile_config`'s choice for this shape here).
+    """
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     images, heads, tokens, head_dim = q.shape
     out = torch.empty((images, tokens, heads, head_dim), device=q.device, dtype=q.dtype)
-    block_m, block_n, warps, stages = tile_config(images * heads, tokens,
-                                                  _processors(q.device))
+    if tiling is None:
+        tiling = tile_config(images * heads, tokens, _processors(q.device),
+                             tma_available(q, k, v))
+    block_m, block_n = tiling.block_m, tiling.block_n
     grid = (triton.cdiv(tokens, block_m), images * heads)
+    scale = LOG2E / math.sqrt(head_dim)
+    launch = {'HEAD_DIM': head_dim, 'BLOCK_M': block_m, 'BLOCK_N': block_n,
+              'num_warps': tiling.warps, 'num_stages': tiling.stages}
     # Triton launches on the current device: make it q's
     with torch.cuda.device(q.device) if q.is_cuda else contextlib.nullcontext():
-        _attention_kernel[grid](
-            q, k, v, out, LOG2E / math.sqrt(head_dim), q.stride(0), q.stride(1), q.stride(2),
-            k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
-            out.stride(0), out.stride(2), out.stride(1), heads, tokens,
-            HEAD_DIM=head_dim, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
-            num_stages=stages)
+        if tiling.tma:
+            def descriptor(t, block):
+                return TensorDescriptor(t, list(t.shape), list(t.stride()), block)
+
+            _attention_kernel_tma[grid](
+                descriptor(q, [1, 1, block_m, head_dim]), descriptor(k, [1, 1, block_n, head_dim]),
+                descriptor(v, [1, 1, block_n, head_dim]),
+                descriptor(out, [1, block_m, 1, head_dim]), scale, heads, tokens, **launch)
+        else:
+            _attention_kernel[grid](
+                q, k, v, out, scale, q.stride(0), q.stride(1), q.stride(2),
+                k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
+                out.stride(0), out.stride(2), out.stride(1), heads, tokens, **launch)
     return out
 
 
