@@ -16,26 +16,30 @@ and at the token counts of camera frames PyTorch's attention kernels leave most 
 H200 idle.  Measured on an H200 (torch 2.11, Triton 3.6, CUDA-graph timing of the
 kernel alone, per block; docs/benchmarks.md, sessions 26 and 27):
 
-=================  =========  =========  =========  =========  =========
-(images, tokens)   (1, 577)   (1, 1201)  (1, 4097)  (4, 577)   (4, 1201)
-this kernel        9.8 us     20.0 us    169.5 us   21.4 us    69.7 us
-session 26's       10.0 us    21.9 us    175.2 us   21.4 us    70.1 us
-cuDNN (SDPA's)     11.6 us    31.5 us    179.0 us   26.1 us    72.6 us
-FlashAttention-2   20.0 us    38.8 us    239.6 us   40.8 us    113.5 us
-FlexAttention      19.3 us    27.6 us    253.5 us   39.5 us    -
-=================  =========  =========  =========  =========  =========
+===================  =========  =========  =========  =========  =========
+(images, tokens)     (1, 577)   (1, 1201)  (1, 4097)  (4, 577)   (4, 1201)
+this kernel (27/2)   9.8 us     20.4 us    172.2 us   23.2 us    70.9 us
+cuDNN, SDPA's (27/2) 11.6 us    31.3 us    181.7 us   26.3 us    74.2 us
+session 26's (27/1)  10.0 us    21.9 us    175.2 us   21.4 us    70.1 us
+FlashAttention-2     20.0 us    38.8 us    239.6 us   40.8 us    113.5 us
+FlexAttention        19.3 us    27.6 us    253.5 us   39.5 us    -
+===================  =========  =========  =========  =========  =========
 
-(This kernel with the tiling :func:`tile_config` picks; session 26's: pointer loads and
-64 keys per step only; FlashAttention-2 and FlexAttention measured in session 26,
-FlexAttention: its best of five tilings at 1201 tokens, its default elsewhere, and it
-failed at (4, 1201) in that run.)  In the whole ViT-L/16 default session 26's kernel
-saved 7.3 / 3.1 / 1.7 % at 480x640 / 384x384 / 1024x1024 over PyTorch's SDPA
-(interleaved, one process), and this one 2.0 / 0.3 / 1.8 % more.  No FlashAttention-3
+(This kernel with the tiling :func:`tile_config` picks, and cuDNN, in session 27's
+second device call; session 26's kernel (pointer loads, 64 keys per step, the scale
+applied before the maximum) in its first, where cuDNN measured 0-1.5 % faster than in
+the second: at (4, 577) session 26's form may be the faster one, not compared in one
+call.  FlashAttention-2 and FlexAttention in session 26; FlexAttention: its best of five
+tilings at 1201 tokens, its default elsewhere, and it failed at (4, 1201).)  In the whole
+ViT-L/16 default session 26's kernel saved 7.3 / 3.1 / 1.7 % at 480x640 / 384x384 /
+1024x1024 over PyTorch's SDPA (interleaved, one process), and this one's tilings at
+1201 and 4097 tokens 2.0 / 1.8 % more at 480x640 / 1024x1024.  No FlashAttention-3
 package is installed on that machine (and it has no internet), and FlexAttention
 (Triton too, in PyTorch) was slower at every size.  Tried in session 27 and not
 faster: warp specialisation of the key loop (within 0.5 %), half of the exponentials as
-a polynomial on the FMA units (15-25 % slower), 256-query tiles (60 % slower).  The tiling is chosen by :func:`tile_config` from these
-measurements.
+a polynomial on the FMA units (15-25 % slower), 256-query tiles (60 % slower), the
+scores of the next key block issued before the softmax of this one (6-70 % slower).
+The tiling is chosen by :func:`tile_config` from these measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so
 ``torch.compile`` keeps it as one opaque call (inside the backend's CUDA graph it is one
@@ -62,7 +66,8 @@ try:
 except ImportError:                      # Triton before 3.4: loads by pointers only
     TensorDescriptor = None
 
-from lseg_ros.core.model.image_encoder import AttentionLayers
+from lseg_ros.core.model.image_encoder import AttentionLayers, is_timm_attention, \
+    replace_modules
 
 LOG = logging.getLogger(__name__)
 
@@ -179,13 +184,15 @@ class Tiling(NamedTuple):
 def tile_config(image_heads: int, tokens: int, processors: int, tma: bool) -> Tiling:
     """Return the tiling for ``image_heads`` (images x heads) of ``tokens`` tokens.
 
-    The fastest measured on an H200 (132 multiprocessors) at each size of the table
-    above (session 27, 45 tilings and load styles): 128 queries with 8 warps once there
-    are at least four such tiles per multiprocessor ((1, 4097), (4, 1201)); else 64
-    queries and 128 keys per step with descriptor loads while there are at most four
-    64-query tiles per multiprocessor ((1, 1201), (1, 577): 9 and 2 % faster than 64
-    keys by pointers; by pointers 128 keys were 30 % slower), else 64 and 64 by
-    pointers ((4, 577)).  ``tma``: whether descriptor loads can be used here.
+    The fastest measured on an H200 (132 multiprocessors) in session 27's first device
+    call (15 tilings each by pointer and by descriptor loads at (1, 1201) and (1, 4097),
+    the best of them at the other sizes of the table above): 128 queries with 8 warps
+    once there are at least four such tiles per multiprocessor ((1, 4097), (4, 1201));
+    else 64 queries and 128 keys per step by descriptors while there are at most four
+    64-query tiles per multiprocessor ((1, 1201), (1, 577): 9 and 2 % faster than 64 keys
+    by pointers; 128 keys by pointers were 30 % slower); else 64 and 64 by pointers
+    ((4, 577): 21.4 us, 21.9 by descriptors with 128 keys).  ``tma``: whether descriptor
+    loads can be used here.
     """
     if image_heads * -(-tokens // 128) >= 4 * processors:
         return Tiling(128, 64, 8, 3, False)
@@ -323,8 +330,7 @@ class TritonAttention(AttentionLayers):
 
 def _is_plain_timm_attention(module: nn.Module) -> bool:
     identity = (nn.Identity, type(None))
-    return type(module).__name__ == 'Attention' and hasattr(module, 'qkv') \
-        and hasattr(module, 'proj') and hasattr(module, 'num_heads') \
+    return is_timm_attention(module) \
         and all(isinstance(getattr(module, name, None), identity)
                 for name in ('q_norm', 'k_norm', 'norm')) \
         and getattr(module, 'gate', None) is None
@@ -332,11 +338,4 @@ def _is_plain_timm_attention(module: nn.Module) -> bool:
 
 def use_triton_attention(model: nn.Module) -> int:
     """Replace the plain timm attention modules of ``model`` by :class:`TritonAttention`."""
-    count = 0
-    for name, child in list(model.named_children()):
-        if _is_plain_timm_attention(child):
-            setattr(model, name, TritonAttention(child))
-            count += 1
-        else:
-            count += use_triton_attention(child)
-    return count
+    return replace_modules(model, _is_plain_timm_attention, TritonAttention)

@@ -105,12 +105,7 @@ def patch_embedding_as_matmul(model: nn.Module) -> int:
     convolution's values).
     """
     from lseg_ros.core.model.image_encoder import PatchEmbed
-    count = 0
-    for module in model.modules():
-        if isinstance(module, PatchEmbed) and module.matmul_weight is None:
-            module.use_matmul()
-            count += 1
-    return count
+    return _use_matmul(model, PatchEmbed, lambda module: module.matmul_weight is not None)
 
 
 def reassemble_as_matmul(model: nn.Module) -> int:
@@ -121,12 +116,16 @@ def reassemble_as_matmul(model: nn.Module) -> int:
     state_dict), like :func:`patch_embedding_as_matmul`'s.
     """
     from lseg_ros.core.model.image_encoder import Reassemble
-    count = 0
-    for module in model.modules():
-        if isinstance(module, Reassemble) and not module.matmul:
-            module.use_matmul()
-            count += 1
-    return count
+    return _use_matmul(model, Reassemble, lambda module: module.matmul)
+
+
+def _use_matmul(model: nn.Module, kind: type, done) -> int:
+    """Call ``use_matmul()`` on every module of ``kind`` that is not ``done``; the count."""
+    modules = [module for module in model.modules()
+               if isinstance(module, kind) and not done(module)]
+    for module in modules:
+        module.use_matmul()
+    return len(modules)
 
 
 class LinearGelu(nn.Module):

@@ -10,6 +10,7 @@ depends on global state.
 """
 
 from functools import partial
+from typing import Callable
 
 from timm.models.vision_transformer import Block
 import torch
@@ -58,6 +59,28 @@ class PatchEmbed(nn.Module):
         patches = patches.reshape(b, gh, VIT_PATCH, gw, VIT_PATCH, c).transpose(2, 3)
         patches = patches.reshape(b, gh * gw, VIT_PATCH * VIT_PATCH * c)
         return F.linear(patches, self.matmul_weight, self.proj.bias)
+
+
+def replace_modules(model: nn.Module, wanted: Callable[[nn.Module], bool],
+                    make: Callable[[nn.Module], nn.Module]) -> int:
+    """Replace every submodule ``m`` of ``model`` with ``wanted(m)`` by ``make(m)``.
+
+    Returns the count; the replacements are not searched further.
+    """
+    count = 0
+    for name, child in list(model.named_children()):
+        if wanted(child):
+            setattr(model, name, make(child))
+            count += 1
+        else:
+            count += replace_modules(child, wanted, make)
+    return count
+
+
+def is_timm_attention(module: nn.Module) -> bool:
+    """Whether ``module`` is a timm ViT ``Attention`` (``qkv``, ``proj``, ``num_heads``)."""
+    return type(module).__name__ == 'Attention' and hasattr(module, 'qkv') \
+        and hasattr(module, 'proj') and hasattr(module, 'num_heads')
 
 
 class AttentionLayers(nn.Module):
@@ -187,8 +210,8 @@ class Reassemble(nn.Module):
         if is_patch_transpose(resample):
             k = resample.stride[0]
             weight = resample.weight.detach()                 # (C_in, C_out, k, k)
-            self.resample_weight = weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0])
-            self.resample_weight = self.resample_weight.contiguous()
+            self.resample_weight = weight.permute(2, 3, 1, 0).reshape(
+                -1, weight.shape[0]).contiguous()
             self.resample_bias = resample.bias.detach().repeat(k * k)
 
     def forward(self, tokens: torch.Tensor, gh: int, gw: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from lseg_ros.core.model.image_encoder import AttentionLayers
+from lseg_ros.core.model.image_encoder import AttentionLayers, is_timm_attention, replace_modules
 
 
 class Fp32LayerNorm(nn.Module):
@@ -59,27 +59,13 @@ class Fp32SoftmaxAttention(AttentionLayers):
 
 def keep_layernorm_fp32(model: nn.Module) -> int:
     """Replace every ``nn.LayerNorm`` of ``model`` by :class:`Fp32LayerNorm`; returns the count."""
-    count = 0
-    for name, child in list(model.named_children()):
-        if isinstance(child, nn.LayerNorm):
-            setattr(model, name, Fp32LayerNorm(child))
-            count += 1
-        else:
-            count += keep_layernorm_fp32(child)
-    return count
+    return replace_modules(model, lambda module: isinstance(module, nn.LayerNorm),
+                           Fp32LayerNorm)
 
 
 def keep_softmax_fp32(model: nn.Module) -> int:
     """Replace timm ViT attention modules by :class:`Fp32SoftmaxAttention`; returns the count."""
-    count = 0
-    for name, child in list(model.named_children()):
-        if type(child).__name__ == 'Attention' and hasattr(child, 'qkv') \
-                and hasattr(child, 'proj') and hasattr(child, 'num_heads'):
-            setattr(model, name, Fp32SoftmaxAttention(child))
-            count += 1
-        else:
-            count += keep_softmax_fp32(child)
-    return count
+    return replace_modules(model, is_timm_attention, Fp32SoftmaxAttention)
 
 
 def half_encoder(weights, device='cpu', softmax_fp32: bool = False,
