@@ -38,18 +38,22 @@ INTERPRETED = textwrap.dedent('''
     for shape in ((1, 2, 77, 64), (2, 4, 130, 32), (1, 3, 128, 16), (3, 2, 200, 64)):
         q, k, v = qkv(*shape, seed=sum(shape))
         want = fa.sdpa(q, k, v)
-        assert fa.tma_available(q, k, v)
+        assert fa.tma_available(q, k, v) == (fa.TensorDescriptor is not None)
         for tiling in tilings:
+            if tiling is not None and tiling.tma and fa.TensorDescriptor is None:
+                continue
             got = fa.run_kernel(q, k, v, tiling)
             assert got.shape == (shape[0], shape[2], shape[1], shape[3]), got.shape
             err = (got - want).abs().max().item()
             assert err < 1e-5, (shape, tiling, err)
         got = fa.flash_attention(q, k, v)
         assert (got - want).abs().max().item() < 1e-5, shape
-        print('default', fa.tile_config(shape[0] * shape[1], shape[2], 1, True))
+        print('default', fa.choose_tiling(q, k, v))
     # float16, as on the GPU (probabilities rounded to float16 before the value product)
     q, k, v = (t.half() for t in qkv(1, 2, 77, 64, seed=3))
     for tiling in tilings:
+        if tiling is not None and tiling.tma and fa.TensorDescriptor is None:
+            continue
         got = fa.run_kernel(q, k, v, tiling)
         assert got.dtype == torch.float16
         err = (got.float() - fa.sdpa(q.float(), k.float(), v.float())).abs().max().item()
@@ -89,7 +93,13 @@ def test_kernel_equals_sdpa_in_the_interpreter():
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith('ok'), done.stdout
-    assert 'default' in done.stdout
+    # one processor: each of the three tilings is the default for one of the shapes
+    from lseg_ros.core.model.flash_attention import TensorDescriptor
+    for tiling in ('Tiling(block_m=64, block_n=128, warps=4, stages=2, tma=True)',
+                   'Tiling(block_m=128, block_n=64, warps=8, stages=3, tma=False)',
+                   'Tiling(block_m=64, block_n=64, warps=4, stages=3, tma=False)'):
+        if TensorDescriptor is not None or 'tma=True' not in tiling:
+            assert 'default ' + tiling in done.stdout, done.stdout
 
 
 def test_tile_config_follows_the_measured_choice():
@@ -114,6 +124,8 @@ def test_the_operator_falls_back_to_sdpa_when_the_kernel_fails(monkeypatch, capl
 
     monkeypatch.setattr(fa, 'run_kernel', broken)
     monkeypatch.setattr(fa, 'FALLBACK', None)
+    monkeypatch.setattr(fa, 'DESCRIPTOR_FALLBACK', None)
+    monkeypatch.setattr(fa, 'tma_available', lambda *tensors: False)
     q, k, v = torch.randn(3, 1, 2, 10, 16).unbind(0)
     out = fa.flash_attention(q, k, v)
     torch.testing.assert_close(out, fa.sdpa(q, k, v))
@@ -162,6 +174,30 @@ def test_the_default_attention_is_the_kernel_on_hopper_only(monkeypatch, caplog)
     assert 'Triton does not import here (OSError' in caplog.text
 
 
+def test_descriptor_loads_that_fail_fall_back_to_pointer_loads(monkeypatch, caplog):
+    from lseg_ros.core.model import flash_attention as fa
+    launched = []
+
+    def descriptors_broken(q, k, v, tiling):
+        launched.append(tiling)
+        if tiling.tma:
+            raise RuntimeError('no TMA here')
+        return fa.sdpa(q, k, v)
+
+    monkeypatch.setattr(fa, 'run_kernel', descriptors_broken)
+    monkeypatch.setattr(fa, 'FALLBACK', None)
+    monkeypatch.setattr(fa, 'DESCRIPTOR_FALLBACK', None)
+    monkeypatch.setattr(fa, 'tma_available', lambda *tensors: True)
+    q, k, v = torch.randn(3, 1, 2, 77, 16).unbind(0)       # few tiles: descriptors chosen
+    torch.testing.assert_close(fa.flash_attention(q, k, v), fa.sdpa(q, k, v))
+    assert [tiling.tma for tiling in launched] == [True, False]
+    assert fa.DESCRIPTOR_FALLBACK == 'RuntimeError: no TMA here'
+    assert fa.FALLBACK is None                            # the kernel itself still runs
+    assert 'tensor-descriptor loads failed here' in caplog.text
+    fa.flash_attention(q, k, v)                           # from now on by pointers only
+    assert [tiling.tma for tiling in launched] == [True, False, False]
+
+
 def test_describe_names_the_attention_that_runs(vit_weights, monkeypatch):
     from lseg_ros.core.model import flash_attention as fa
     backend = TorchBackend(vit_weights, 'cpu', 'fp32', attention='sdpa')
@@ -169,6 +205,10 @@ def test_describe_names_the_attention_that_runs(vit_weights, monkeypatch):
     backend.attention = 'triton'                        # as on a Hopper GPU
     monkeypatch.setattr(fa, 'FALLBACK', None)
     assert backend.describe()['attention'] == 'triton'
+    assert backend.describe()['levers'] == 'attention:triton'
+    monkeypatch.setattr(fa, 'DESCRIPTOR_FALLBACK', 'CompilationError: tma')
+    assert backend.describe()['attention'] == ('triton (pointer loads; tensor descriptors '
+                                               'failed here: CompilationError: tma)')
     assert backend.describe()['levers'] == 'attention:triton'
     monkeypatch.setattr(fa, 'FALLBACK', 'CompilationError: ptxas')
     info = backend.describe()
@@ -202,14 +242,14 @@ def test_kernel_equals_sdpa_on_the_gpu():
     for images, tokens in ((1, 1201), (4, 577), (1, 4097), (2, 97)):
         x = torch.randn(images, tokens, 3, 16, 64, device='cuda', dtype=torch.float16)
         q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
-        assert fa.tma_available(q, k, v) == hopper
+        assert fa.tma_available(q, k, v) == (hopper and fa.TensorDescriptor is not None)
         want = torch.nn.functional.scaled_dot_product_attention(
             q.float(), k.float(), v.float()).transpose(1, 2)
         got = fa.flash_attention(q, k, v)
         assert fa.FALLBACK is None
         assert (got.float() - want).abs().max().item() < 2e-3, (images, tokens)
         for tiling in (fa.Tiling(64, 64, 4, 3, False), fa.Tiling(128, 64, 8, 3, False)) \
-                + ((fa.Tiling(64, 128, 4, 2, True),) if hopper else ()):
+                + ((fa.Tiling(64, 128, 4, 2, True),) if fa.tma_available(q, k, v) else ()):
             got = fa.run_kernel(q, k, v, tiling)
             assert (got.float() - want).abs().max().item() < 2e-3, (images, tokens, tiling)
 

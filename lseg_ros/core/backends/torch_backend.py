@@ -504,6 +504,9 @@ class TorchBackend(EncoderBackend):
             from lseg_ros.core.model import flash_attention
             if flash_attention.FALLBACK is None:
                 info['attention'] = 'triton'
+                if flash_attention.DESCRIPTOR_FALLBACK is not None:
+                    info['attention'] += ' (pointer loads; tensor descriptors failed here: ' \
+                        f'{flash_attention.DESCRIPTOR_FALLBACK})'
             else:
                 attention = 'sdpa'
                 info['attention'] = f'sdpa (the Triton kernel failed here: ' \

@@ -27,17 +27,18 @@ FlexAttention        19.3 us    27.6 us    253.5 us   39.5 us    -
 
 (This kernel with the tiling :func:`tile_config` picks, and cuDNN, in session 27's
 second device call; session 26's kernel (pointer loads, 64 keys per step, the scale
-applied before the maximum) in its first, where cuDNN measured 0-1.5 % faster than in
-the second: at (4, 577) session 26's form may be the faster one, not compared in one
-call.  FlashAttention-2 and FlexAttention in session 26; FlexAttention: its best of five
-tilings at 1201 tokens, its default elsewhere, and it failed at (4, 1201).)  In the whole
+applied before the maximum) in its first; cuDNN's times differed by -0.6 to +2.2 %
+between the two calls.  At (4, 577) session 26's form may be the faster one (not
+compared in one call).  FlashAttention-2 and FlexAttention in session 26; FlexAttention:
+its best of five tilings at 1201 tokens, its default elsewhere, and it failed at
+(4, 1201).)  In the whole
 ViT-L/16 default session 26's kernel saved 7.3 / 3.1 / 1.7 % at 480x640 / 384x384 /
 1024x1024 over PyTorch's SDPA (interleaved, one process), and this one's tilings at
 1201 and 4097 tokens 2.0 / 1.8 % more at 480x640 / 1024x1024.  No FlashAttention-3
 package is installed on that machine (and it has no internet), and FlexAttention
 (Triton too, in PyTorch) was slower at every size.  Tried in session 27 and not
 faster: warp specialisation of the key loop (within 0.5 %), half of the exponentials as
-a polynomial on the FMA units (15-25 % slower), 256-query tiles (60 % slower), the
+a polynomial on the FMA units (15-25 % slower), 256-query tiles (48-61 % slower), the
 scores of the next key block issued before the softmax of this one (6-70 % slower).
 The tiling is chosen by :func:`tile_config` from these measurements.
 
@@ -45,9 +46,10 @@ The kernel is registered as the custom operator ``lseg_ros::flash_attention``, s
 ``torch.compile`` keeps it as one opaque call (inside the backend's CUDA graph it is one
 kernel launch).  Importing this module needs Triton; :func:`use_triton_attention` swaps
 the timm attention modules of a model for :class:`TritonAttention`.  If Triton cannot
-compile the kernel on this machine (first call), the operator warns once and computes
-the same function with PyTorch's ``scaled_dot_product_attention`` from then on
-(:data:`FALLBACK`).
+compile the kernel with descriptor loads on this machine (first call), the operator warns
+once and loads by pointers from then on (:data:`DESCRIPTOR_FALLBACK`); if it cannot
+compile the kernel at all, it warns once and computes the same function with PyTorch's
+``scaled_dot_product_attention`` from then on (:data:`FALLBACK`).
 """
 
 import contextlib
@@ -73,6 +75,8 @@ LOG = logging.getLogger(__name__)
 
 #: Why the kernel is not used in this process (None while it is).
 FALLBACK: Optional[str] = None
+#: Why the kernel loads by pointers only in this process (None: descriptors where possible).
+DESCRIPTOR_FALLBACK: Optional[str] = None
 #: Errors that are not the kernel's (re-raised, no fallback).
 CUDA_ERRORS = (torch.OutOfMemoryError,) + tuple(
     error for error in (getattr(torch, 'AcceleratorError', None),) if error is not None)
@@ -191,7 +195,8 @@ def tile_config(image_heads: int, tokens: int, processors: int, tma: bool) -> Ti
     else 64 queries and 128 keys per step by descriptors while there are at most four
     64-query tiles per multiprocessor ((1, 1201), (1, 577): 9 and 2 % faster than 64 keys
     by pointers; 128 keys by pointers were 30 % slower); else 64 and 64 by pointers
-    ((4, 577): 21.4 us, 21.9 by descriptors with 128 keys).  ``tma``: whether descriptor
+    ((4, 577): session 26's form 21.4 us, 21.9 by descriptors with 128 keys; this form
+    23.2 in another call).  ``tma``: whether descriptor
     loads can be used here.
     """
     if image_heads * -(-tokens // 128) >= 4 * processors:
@@ -254,8 +259,7 @@ def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     images, heads, tokens, head_dim = q.shape
     out = torch.empty((images, tokens, heads, head_dim), device=q.device, dtype=q.dtype)
     if tiling is None:
-        tiling = tile_config(images * heads, tokens, _processors(q.device),
-                             tma_available(q, k, v))
+        tiling = choose_tiling(q, k, v)
     block_m, block_n = tiling.block_m, tiling.block_n
     grid = (triton.cdiv(tokens, block_m), images * heads)
     scale = LOG2E / math.sqrt(head_dim)
@@ -284,27 +288,48 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).contiguous()
 
 
+def choose_tiling(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> Tiling:
+    """Return :func:`tile_config`'s tiling for these tensors in this process.
+
+    Descriptor loads only where :func:`tma_available` and they have not failed here
+    (:data:`DESCRIPTOR_FALLBACK`).
+    """
+    images, heads, tokens, _ = q.shape
+    tma = DESCRIPTOR_FALLBACK is None and tma_available(q, k, v)
+    return tile_config(images * heads, tokens, _processors(q.device), tma)
+
+
+def _failure(error: Exception) -> str:
+    return f'{type(error).__name__}: {str(error).strip()[:200]}'
+
+
 @torch.library.custom_op('lseg_ros::flash_attention', mutates_args=())
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q kᵀ / sqrt(d)) v of (B, H, N, D) tensors, returned as (B, N, H, D)."""
-    global FALLBACK
-    if FALLBACK is None:
-        reason = supported(q)
-        if reason is None:
-            try:
-                return run_kernel(q, k, v)
-            except CUDA_ERRORS:
-                raise                        # out of memory, a CUDA error: not the kernel's
-            except Exception as error:  # noqa: B902 - Triton raises its own types
-                if q.is_cuda and torch.cuda.is_current_stream_capturing():
-                    raise
-                reason = f'{type(error).__name__}: {str(error).strip()[:200]}'
-                FALLBACK = reason
+    """softmax(q kᵀ / sqrt(d)) v of (B, H, N, D) tensors, returned as (B, N, H, D).
+
+    If the kernel with descriptor loads fails (first call), it warns once and loads by
+    pointers from then on; if the kernel fails by pointers, PyTorch's SDPA computes it.
+    """
+    global FALLBACK, DESCRIPTOR_FALLBACK
+    if FALLBACK is not None or supported(q) is not None:
+        return sdpa(q, k, v)
+    while True:
+        tiling = choose_tiling(q, k, v)
+        try:
+            return run_kernel(q, k, v, tiling)
+        except CUDA_ERRORS:
+            raise                            # out of memory, a CUDA error: not the kernel's
+        except Exception as error:  # noqa: B902 - Triton raises its own types
+            if q.is_cuda and torch.cuda.is_current_stream_capturing():
+                raise
+            if not tiling.tma:
+                FALLBACK = _failure(error)
                 LOG.warning("Triton attention failed here (%s); using PyTorch's attention "
-                            'kernels', reason)
-        else:
-            return sdpa(q, k, v)
-    return sdpa(q, k, v)
+                            'kernels', FALLBACK)
+                return sdpa(q, k, v)
+            DESCRIPTOR_FALLBACK = _failure(error)      # the next tiling loads by pointers
+            LOG.warning('Triton attention with tensor-descriptor loads failed here (%s); '
+                        'loading by pointers', DESCRIPTOR_FALLBACK)
 
 
 @flash_attention.register_fake

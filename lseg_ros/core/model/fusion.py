@@ -35,6 +35,8 @@ matrix products to ``k*k`` outputs per token rearranged into the larger grid, in
 cuDNN's transposed-convolution (dgrad) kernels and the layout copies around them.
 """
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -119,7 +121,7 @@ def reassemble_as_matmul(model: nn.Module) -> int:
     return _use_matmul(model, Reassemble, lambda module: module.matmul)
 
 
-def _use_matmul(model: nn.Module, kind: type, done) -> int:
+def _use_matmul(model: nn.Module, kind: type, done: Callable[[nn.Module], bool]) -> int:
     """Call ``use_matmul()`` on every module of ``kind`` that is not ``done``; the count."""
     modules = [module for module in model.modules()
                if isinstance(module, kind) and not done(module)]

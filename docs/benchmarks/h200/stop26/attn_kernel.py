@@ -2,10 +2,7 @@
 
 Call 1 ran its own copy of the kernel; that kernel is now
 ``lseg_ros.core.model.flash_attention._attention_kernel`` (only names changed: ``O`` ->
-``Out``, ``H`` -> ``heads``, ``N_CTX`` -> ``tokens``), which this file imports.  Session
-27 changed that kernel (the scale in one fused multiply-add with the maximum's
-subtraction, the values loaded before the softmax) and its tilings: this launcher now runs
-today's kernel.
+``Out``, ``H`` -> ``heads``, ``N_CTX`` -> ``tokens``), which this file imports.
 """
 import triton
 
