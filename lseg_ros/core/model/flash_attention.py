@@ -40,11 +40,12 @@ package is installed on that machine (and it has no internet), and FlexAttention
 faster: warp specialisation of the key loop (within 0.5 %), half of the exponentials as
 a polynomial on the FMA units (15-25 % slower), 256-query tiles (48-61 % slower), the
 scores of the next key block issued before the softmax of this one (6-70 % slower).
-Tried in session 28 and not faster: the exponentials in float16 pairs (PTX
-``ex2.approx.f16x2``, half the exponential unit's instructions; 4-10 % slower per block
-at (1, 1201), (4, 1201) and (1, 4097), 3.3 % slower in the default at 1024x1024) and the
-row sums of the softmax by the tensor cores (a product with ones; 5 % faster at (4, 577),
-46 % slower at (1, 1201), within 1 % at 4097 tokens).  The tiling is chosen by
+Tried in session 28 and not kept: the exponentials in float16 (PTX ``ex2.approx.f16x2``,
+which ptxas issues as one exponential instruction per value on the H200, as many as in
+float32; 4-10 % slower per block at (1, 1201), (4, 1201) and (1, 4097), 3.3 % slower in
+the default at 1024x1024) and the row sums of the softmax by the tensor cores (a product
+with ones; 5 % faster at (4, 577), about 0.6 % of batch 4 at 384x384, 46 % slower at
+(1, 1201), within 1 % at 4097 tokens).  The tiling is chosen by
 :func:`tile_config` from these measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so
