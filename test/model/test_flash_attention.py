@@ -32,10 +32,11 @@ INTERPRETED = textwrap.dedent('''
         return x.permute(2, 0, 3, 1, 4).unbind(0)     # strided views, as in the blocks
 
     # every tiling (64 or 128 queries, 64 or 128 keys per step, pointer or descriptor
-    # loads), whole and partial key blocks, and the default choice
+    # loads), whole and partial key blocks (the rest in steps of 16, 32 or 128 keys), and
+    # the default choice
     tilings = [fa.Tiling(64, 64, 4, 3, False), fa.Tiling(128, 64, 8, 3, False),
                fa.Tiling(64, 128, 4, 2, True), fa.Tiling(128, 64, 8, 3, True), None]
-    for shape in ((1, 2, 77, 64), (2, 4, 130, 32), (1, 3, 128, 16), (3, 2, 200, 64)):
+    for shape in ((1, 2, 77, 64), (2, 4, 130, 32), (1, 3, 128, 16), (3, 2, 214, 64)):
         q, k, v = qkv(*shape, seed=sum(shape))
         want = fa.sdpa(q, k, v)
         assert fa.tma_available(q, k, v) == (fa.TensorDescriptor is not None)
@@ -114,6 +115,19 @@ def test_tile_config_follows_the_measured_choice():
     # four images of 480x640 and 1024x1024: 128 queries with 8 warps
     assert tile_config(64, 1201, sms, True) == Tiling(128, 64, 8, 3, False)
     assert tile_config(16, 4097, sms, True) == Tiling(128, 64, 8, 3, False)
+
+
+def test_the_keys_after_the_whole_blocks_take_one_narrow_step():
+    from lseg_ros.core.model.flash_attention import tail_block
+    # 1024x1024 and 384x384: one key past 4096 and 576, a step of 16 keys, not 64
+    assert tail_block(4097, 64) == 16
+    assert tail_block(577, 64) == 16
+    # 480x640 with 128 keys per step: 49 keys past 1152 in a step of 64
+    assert tail_block(1201, 128) == 64
+    assert tail_block(1201, 64) == 64
+    assert tail_block(577, 128) == 128
+    assert tail_block(214, 64) == 32
+    assert tail_block(4096, 64) == 16          # no rest: the step is not taken
 
 
 def test_the_operator_falls_back_to_sdpa_when_the_kernel_fails(monkeypatch, caplog):

@@ -111,8 +111,12 @@ def _online_softmax_step(qk, v, m_i, l_i, acc, qk_scale):
 def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                       stride_ob, stride_oh, stride_on, heads, tokens,
-                      HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One tile of BLOCK_M queries of one (image, head) against all keys (pointer loads)."""
+                      HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                      TAIL_N: tl.constexpr):
+    """One tile of BLOCK_M queries of one (image, head) against all keys (pointer loads).
+
+    The keys past the last whole block of BLOCK_N are taken in one masked block of TAIL_N.
+    """
     start_m = tl.program_id(0)
     image_head = tl.program_id(1)
     image = image_head // heads
@@ -134,8 +138,8 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
         k = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None])
         v = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :])
         m_i, l_i, acc = _online_softmax_step(tl.dot(q, k), v, m_i, l_i, acc, qk_scale)
-    if full < tokens:                                   # the last, partial key block
-        offs_n = full + offs_n0
+    if full < tokens:                                   # the rest, one masked block
+        offs_n = full + tl.arange(0, TAIL_N)
         k = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None],
                     mask=offs_n[None, :] < tokens, other=0.0)
         v = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :],
@@ -149,13 +153,14 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
 
 
 @triton.jit
-def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_out, qk_scale, heads, tokens,
-                          HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
-                          BLOCK_N: tl.constexpr):
+def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_k_tail, desc_v_tail, desc_out,
+                          qk_scale, heads, tokens, HEAD_DIM: tl.constexpr,
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TAIL_N: tl.constexpr):
     """Compute the same tile with tensor-memory-accelerator loads and store (Hopper on).
 
     The descriptors are 4-D: q, k and v (B, H, N, D), the output (B, N, H, D); blocks past
-    the last token read zeros and the store leaves them out.
+    the last token read zeros and the store leaves them out.  The keys past the last whole
+    block are read by the ``_tail`` descriptors, blocks of TAIL_N keys.
     """
     start_m = tl.program_id(0)
     image_head = tl.program_id(1)
@@ -170,10 +175,10 @@ def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_out, qk_scale, heads, tok
         k = desc_k.load([image, head, start_n, 0]).reshape([BLOCK_N, HEAD_DIM])
         v = desc_v.load([image, head, start_n, 0]).reshape([BLOCK_N, HEAD_DIM])
         m_i, l_i, acc = _online_softmax_step(tl.dot(q, k.T), v, m_i, l_i, acc, qk_scale)
-    if full < tokens:                                   # the last, partial key block
-        offs_n = full + tl.arange(0, BLOCK_N)
-        k = desc_k.load([image, head, full, 0]).reshape([BLOCK_N, HEAD_DIM])
-        v = desc_v.load([image, head, full, 0]).reshape([BLOCK_N, HEAD_DIM])
+    if full < tokens:                                   # the rest, one masked block
+        offs_n = full + tl.arange(0, TAIL_N)
+        k = desc_k_tail.load([image, head, full, 0]).reshape([TAIL_N, HEAD_DIM])
+        v = desc_v_tail.load([image, head, full, 0]).reshape([TAIL_N, HEAD_DIM])
         qk = tl.where(offs_n[None, :] < tokens, tl.dot(q, k.T), float('-inf'))
         m_i, l_i, acc = _online_softmax_step(qk, v, m_i, l_i, acc, qk_scale)
     acc = acc / l_i[:, None]
@@ -210,6 +215,17 @@ def tile_config(image_heads: int, tokens: int, processors: int, tma: bool) -> Ti
     if tma and image_heads * -(-tokens // 64) <= 4 * processors:
         return Tiling(64, 128, 4, 2, True)
     return Tiling(64, 64, 4, 3, False)
+
+
+def tail_block(tokens: int, block_n: int) -> int:
+    """Return how many keys the masked last step takes: the rest after whole blocks.
+
+    The smallest power of two of at least 16 that holds ``tokens % block_n`` keys (at most
+    ``block_n``): the one key past 4096 at 1024x1024 (4097 tokens) or past 576 at
+    384x384 costs a step of 16 keys instead of a whole block of 64 or 128.
+    """
+    rest = tokens % block_n
+    return min(block_n, max(16, 1 << max(0, rest - 1).bit_length()))
 
 
 def supported(q: torch.Tensor) -> Optional[str]:
@@ -269,7 +285,8 @@ def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     block_m, block_n = tiling.block_m, tiling.block_n
     grid = (triton.cdiv(tokens, block_m), images * heads)
     scale = LOG2E / math.sqrt(head_dim)
-    launch = {'HEAD_DIM': head_dim, 'BLOCK_M': block_m, 'BLOCK_N': block_n,
+    tail_n = tail_block(tokens, block_n)
+    launch = {'HEAD_DIM': head_dim, 'BLOCK_M': block_m, 'BLOCK_N': block_n, 'TAIL_N': tail_n,
               'num_warps': tiling.warps, 'num_stages': tiling.stages}
     # Triton launches on the current device: make it q's
     with torch.cuda.device(q.device) if q.is_cuda else contextlib.nullcontext():
@@ -279,7 +296,8 @@ def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
             _attention_kernel_tma[grid](
                 descriptor(q, [1, 1, block_m, head_dim]), descriptor(k, [1, 1, block_n, head_dim]),
-                descriptor(v, [1, 1, block_n, head_dim]),
+                descriptor(v, [1, 1, block_n, head_dim]), descriptor(k, [1, 1, tail_n, head_dim]),
+                descriptor(v, [1, 1, tail_n, head_dim]),
                 descriptor(out, [1, block_m, 1, head_dim]), scale, heads, tokens, **launch)
         else:
             _attention_kernel[grid](
