@@ -31,6 +31,18 @@ INTERPRETED = textwrap.dedent('''
         x = torch.randn(images, tokens, 3, heads, dim, generator=g) * 2
         return x.permute(2, 0, 3, 1, 4).unbind(0)     # strided views, as in the blocks
 
+    try:
+        fa.run_kernel(*qkv(1, 1, 77, 16, seed=0), fa.Tiling(64, 64, 4, 3, False))
+    except Exception as error:
+        # Triton 3.6's interpreter passes scalars as 1-element arrays and loops with int()
+        # of them, which NumPy 2.4 refuses; compiled kernels are not affected
+        if 'only 0-dimensional arrays' not in str(error):
+            raise
+        import numpy, triton
+        print(f'skip: Triton {triton.__version__} interpreter with NumPy {numpy.__version__}: '
+              f'{error}')
+        raise SystemExit(0)
+
     # every tiling (64 or 128 queries, 64 or 128 keys per step, pointer or descriptor
     # loads), whole and partial key blocks (the rest in steps of 16, 32 or 128 keys), and
     # the default choice
@@ -93,6 +105,8 @@ def test_kernel_equals_sdpa_in_the_interpreter():
     done = subprocess.run([sys.executable, '-c', INTERPRETED], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    if done.stdout.startswith('skip: '):
+        pytest.skip(done.stdout[len('skip: '):].strip()[:300])
     assert done.stdout.strip().endswith('ok'), done.stdout
     # one processor: each of the three tilings is the default for one of the shapes
     from lseg_ros.core.model.flash_attention import TensorDescriptor

@@ -73,6 +73,10 @@ try:
     from triton.tools.tensor_descriptor import TensorDescriptor
 except ImportError:                      # Triton before 3.4: loads by pointers only
     TensorDescriptor = None
+try:
+    from triton.language.extra.cuda import gdc_wait
+except ImportError:                      # Triton without grid dependency control
+    gdc_wait = None
 
 from lseg_ros.core.model.image_encoder import AttentionLayers, is_timm_attention, \
     replace_modules
@@ -88,6 +92,9 @@ CUDA_ERRORS = (torch.OutOfMemoryError,) + tuple(
     error for error in (getattr(torch, 'AcceleratorError', None),) if error is not None)
 
 LOG2E = 1.4426950408889634
+#: Launch with programmatic dependent launch on Hopper or later (the kernel may start
+#: while the matrix product before it finishes; it waits for its data first).
+PDL = True
 
 
 @triton.jit
@@ -112,7 +119,7 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                       stride_ob, stride_oh, stride_on, heads, tokens,
                       HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                      TAIL_N: tl.constexpr):
+                      TAIL_N: tl.constexpr, PDL: tl.constexpr):
     """One tile of BLOCK_M queries of one (image, head) against all keys (pointer loads).
 
     The keys past the last whole block of BLOCK_N are taken in one masked block of TAIL_N.
@@ -124,6 +131,8 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     offs_n0 = tl.arange(0, BLOCK_N)
+    if PDL:                                             # the data of the kernel before
+        gdc_wait()
     q_ptrs = Q + image * stride_qb + head * stride_qh + offs_m[:, None] * stride_qn \
         + offs_d[None, :]
     q = tl.load(q_ptrs, mask=offs_m[:, None] < tokens, other=0.0)
@@ -155,7 +164,8 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
 @triton.jit
 def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_k_tail, desc_v_tail, desc_out,
                           qk_scale, heads, tokens, HEAD_DIM: tl.constexpr,
-                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TAIL_N: tl.constexpr):
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TAIL_N: tl.constexpr,
+                          PDL: tl.constexpr):
     """Compute the same tile with tensor-memory-accelerator loads and store (Hopper on).
 
     The descriptors are 4-D: q, k and v (B, H, N, D), the output (B, N, H, D); blocks past
@@ -166,6 +176,8 @@ def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_k_tail, desc_v_tail, desc
     image_head = tl.program_id(1)
     image = image_head // heads
     head = image_head % heads
+    if PDL:                                             # the data of the kernel before
+        gdc_wait()
     q = desc_q.load([image, head, start_m * BLOCK_M, 0]).reshape([BLOCK_M, HEAD_DIM])
     m_i = tl.full([BLOCK_M], float('-inf'), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -271,6 +283,15 @@ def tma_available(*tensors: torch.Tensor) -> bool:
     return all(_descriptor_ok(t) for t in tensors)
 
 
+def pdl_available(q: torch.Tensor) -> bool:
+    """Whether the kernel launches with programmatic dependent launch for ``q`` here.
+
+    :data:`PDL` on, Triton's grid dependency control, a GPU of compute capability 9 or later.
+    """
+    return PDL and gdc_wait is not None and q.is_cuda \
+        and torch.cuda.get_device_capability(q.device)[0] >= 9
+
+
 def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                tiling: Optional[Tiling] = None) -> torch.Tensor:
     """Launch the kernel: (B, H, N, D) q, k, v (unit last stride) -> (B, N, H, D).
@@ -286,8 +307,11 @@ def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     grid = (triton.cdiv(tokens, block_m), images * heads)
     scale = LOG2E / math.sqrt(head_dim)
     tail_n = tail_block(tokens, block_n)
+    pdl = pdl_available(q)
     launch = {'HEAD_DIM': head_dim, 'BLOCK_M': block_m, 'BLOCK_N': block_n, 'TAIL_N': tail_n,
-              'num_warps': tiling.warps, 'num_stages': tiling.stages}
+              'PDL': pdl, 'num_warps': tiling.warps, 'num_stages': tiling.stages}
+    if pdl:
+        launch['launch_pdl'] = True
     # Triton launches on the current device: make it q's
     with torch.cuda.device(q.device) if q.is_cuda else contextlib.nullcontext():
         if tiling.tma:
