@@ -5,8 +5,9 @@
 softmax(q kᵀ / sqrt(d)) v for the 16 heads of 64 of ViT-L/16, one program per tile of
 64 (or 128) queries of one image and head: the scores of a block of 64 (or 128) keys at a
 time, an online softmax in float32 (exp2, running maximum and sum, as FlashAttention
-does; the scale applied in one fused multiply-add), the last partial block of keys
-masked, float32 accumulation of the values.  It reads q, k and v straight from the
+does; the scale applied in one fused multiply-add), the keys after the last whole block
+in one masked step of 16 to 128 keys (:func:`tail_block`), float32 accumulation of the
+values.  It reads q, k and v straight from the
 ``qkv`` projection's output (strided views, no copies), by pointers or, on Hopper GPUs,
 by tensor descriptors (the tensor memory accelerator), and writes (B, N, H, D), the
 layout the output projection reads.
@@ -45,7 +46,12 @@ which ptxas issues as one exponential instruction per value on the H200, as many
 float32; 4-10 % slower per block at (1, 1201), (4, 1201) and (1, 4097), 3.3 % slower in
 the default at 1024x1024) and the row sums of the softmax by the tensor cores (a product
 with ones; 5 % faster at (4, 577), about 0.6 % of batch 4 at 384x384, 46 % slower at
-(1, 1201), within 1 % at 4097 tokens).  The tiling is chosen by
+(1, 1201), within 1 % at 4097 tokens).  Session 29: the keys after the last whole block
+in a step of 16 (4097 and 577 tokens with 64 keys per step) or 64 keys (1201 tokens with
+128) instead of a whole block: 5.6 % faster at (1, 1201), 5.2 % at (4, 577), 1.0 % at
+(1, 4097), no change at (1, 577) and (4, 1201), the same outputs; kept.  Launching the
+kernel with programmatic dependent launch (a grid-dependency wait before its first load)
+changed nothing in the default (0.0 to +0.5 %); not kept.  The tiling is chosen by
 :func:`tile_config` from these measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so
@@ -73,10 +79,6 @@ try:
     from triton.tools.tensor_descriptor import TensorDescriptor
 except ImportError:                      # Triton before 3.4: loads by pointers only
     TensorDescriptor = None
-try:
-    from triton.language.extra.cuda import gdc_wait
-except ImportError:                      # Triton without grid dependency control
-    gdc_wait = None
 
 from lseg_ros.core.model.image_encoder import AttentionLayers, is_timm_attention, \
     replace_modules
@@ -92,9 +94,6 @@ CUDA_ERRORS = (torch.OutOfMemoryError,) + tuple(
     error for error in (getattr(torch, 'AcceleratorError', None),) if error is not None)
 
 LOG2E = 1.4426950408889634
-#: Launch with programmatic dependent launch on Hopper or later (the kernel may start
-#: while the matrix product before it finishes; it waits for its data first).
-PDL = True
 
 
 @triton.jit
@@ -119,7 +118,7 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
                       stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn,
                       stride_ob, stride_oh, stride_on, heads, tokens,
                       HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                      TAIL_N: tl.constexpr, PDL: tl.constexpr):
+                      TAIL_N: tl.constexpr):
     """One tile of BLOCK_M queries of one (image, head) against all keys (pointer loads).
 
     The keys past the last whole block of BLOCK_N are taken in one masked block of TAIL_N.
@@ -131,8 +130,6 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
     offs_n0 = tl.arange(0, BLOCK_N)
-    if PDL:                                             # the data of the kernel before
-        gdc_wait()
     q_ptrs = Q + image * stride_qb + head * stride_qh + offs_m[:, None] * stride_qn \
         + offs_d[None, :]
     q = tl.load(q_ptrs, mask=offs_m[:, None] < tokens, other=0.0)
@@ -164,8 +161,7 @@ def _attention_kernel(Q, K, V, Out, qk_scale, stride_qb, stride_qh, stride_qn,
 @triton.jit
 def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_k_tail, desc_v_tail, desc_out,
                           qk_scale, heads, tokens, HEAD_DIM: tl.constexpr,
-                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TAIL_N: tl.constexpr,
-                          PDL: tl.constexpr):
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TAIL_N: tl.constexpr):
     """Compute the same tile with tensor-memory-accelerator loads and store (Hopper on).
 
     The descriptors are 4-D: q, k and v (B, H, N, D), the output (B, N, H, D); blocks past
@@ -176,8 +172,6 @@ def _attention_kernel_tma(desc_q, desc_k, desc_v, desc_k_tail, desc_v_tail, desc
     image_head = tl.program_id(1)
     image = image_head // heads
     head = image_head % heads
-    if PDL:                                             # the data of the kernel before
-        gdc_wait()
     q = desc_q.load([image, head, start_m * BLOCK_M, 0]).reshape([BLOCK_M, HEAD_DIM])
     m_i = tl.full([BLOCK_M], float('-inf'), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -283,15 +277,6 @@ def tma_available(*tensors: torch.Tensor) -> bool:
     return all(_descriptor_ok(t) for t in tensors)
 
 
-def pdl_available(q: torch.Tensor) -> bool:
-    """Whether the kernel launches with programmatic dependent launch for ``q`` here.
-
-    :data:`PDL` on, Triton's grid dependency control, a GPU of compute capability 9 or later.
-    """
-    return PDL and gdc_wait is not None and q.is_cuda \
-        and torch.cuda.get_device_capability(q.device)[0] >= 9
-
-
 def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                tiling: Optional[Tiling] = None) -> torch.Tensor:
     """Launch the kernel: (B, H, N, D) q, k, v (unit last stride) -> (B, N, H, D).
@@ -307,11 +292,8 @@ def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     grid = (triton.cdiv(tokens, block_m), images * heads)
     scale = LOG2E / math.sqrt(head_dim)
     tail_n = tail_block(tokens, block_n)
-    pdl = pdl_available(q)
     launch = {'HEAD_DIM': head_dim, 'BLOCK_M': block_m, 'BLOCK_N': block_n, 'TAIL_N': tail_n,
-              'PDL': pdl, 'num_warps': tiling.warps, 'num_stages': tiling.stages}
-    if pdl:
-        launch['launch_pdl'] = True
+              'num_warps': tiling.warps, 'num_stages': tiling.stages}
     # Triton launches on the current device: make it q's
     with torch.cuda.device(q.device) if q.is_cuda else contextlib.nullcontext():
         if tiling.tma:
