@@ -17,21 +17,21 @@ input/output buffers after a warm-up on a side stream), so a frame costs one gra
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
 and upsampling) inside that graph is part of the default for both variants: on an H200 at
 480x640 ResNet101 1.95 instead of 2.81 ms (one run). The compiled ViT-L/16 default took
-2.87 / 1.92 / 10.49 ms at 480x640 / 384x384 / 1024x1024 (session 27, ``tools/latency.py``;
-2.87-2.88 / 1.92-1.96 / 10.94-11.00 ms in session 28's interleaved comparisons; session 26,
-with the Triton attention: 2.96-2.98 / 1.94-1.97 / 11.05 ms, and 3.20 / 2.03 / 11.24 ms on
-PyTorch's SDPA in the same call; 3.18-3.23 / 2.04-2.05 / 10.63 ms in session 25's, before
-the Triton attention); before issue 11's matrix-product levers (patch
-embedding, GELU epilogue, projections first, each 1.4-7.5 % faster than the default of the
-moment in one call; the reassemble stages 0.3-0.5 % in an interleaved comparison) 3.5-3.6 /
-2.28-2.31 / 11.8-11.9 ms in other calls. The levers also apply uncompiled (``compile:
-off``: 3.64 / 2.35 / 12.16 ms in session 27; 3.88 / 2.47 / 12.40 ms before the Triton
-attention), which passes the gate too
-(docs/benchmarks.md). Both compiled defaults pass the gate over 20 frames at the three
-sizes (tools/fidelity.py: per image cosine, relative L2 and label agreement, per size the
-set's mIoU over the labels on 100 or more pixels). ViT-L/16 was left uncompiled while the
-gate was one frame's mIoU over every label, which a single near-tie pixel decided
-(docs/benchmarks.md, "The fidelity gate over 20 frames").
+2.90 / 1.995 / 10.35 ms at 480x640 / 384x384 / 1024x1024 (session 29, ``tools/latency.py``;
+2.87 / 1.92 / 10.49 ms in session 27; 2.87-2.88 / 1.92-1.96 / 10.94-11.00 ms in session
+28's interleaved comparisons; session 26, with the Triton attention: 2.96-2.98 / 1.94-1.97
+/ 11.05 ms, and 3.20 / 2.03 / 11.24 ms on PyTorch's SDPA in the same call; 3.18-3.23 /
+2.04-2.05 / 10.63 ms in session 25's, before the Triton attention); before issue 11's
+matrix-product levers (patch embedding, GELU epilogue, projections first, each 1.4-7.5 %
+faster than the default of the moment in one call; the reassemble stages 0.3-0.5 % in an
+interleaved comparison) 3.5-3.6 / 2.28-2.31 / 11.8-11.9 ms in other calls. The levers also
+apply uncompiled (``compile: off``: 3.64 / 2.35 / 12.16 ms in session 27; 3.88 / 2.47 /
+12.40 ms before the Triton attention), which passes the gate too (docs/benchmarks.md). Both
+compiled defaults pass the gate over 20 frames at the three sizes (tools/fidelity.py: per
+image cosine, relative L2 and label agreement, per size the set's mIoU over the labels on
+100 or more pixels). ViT-L/16 was left uncompiled while the gate was one frame's mIoU over
+every label, which a single near-tie pixel decided (docs/benchmarks.md, "The fidelity gate
+over 20 frames").
 Compilation costs about 25 s per input shape the first time on an H200 and about 6 s from
 Inductor's on-disk cache, which is kept in ``<lseg_ros cache>/inductor`` unless
 ``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor cannot compile here (no Triton, no C
