@@ -7,10 +7,9 @@ softmax(q kᵀ / sqrt(d)) v for the 16 heads of 64 of ViT-L/16, one program per 
 time, an online softmax in float32 (exp2, running maximum and sum, as FlashAttention
 does; the scale applied in one fused multiply-add), the keys after the last whole block
 in one masked step of 16 to 128 keys (:func:`tail_block`), float32 accumulation of the
-values.  It reads q, k and v straight from the
-``qkv`` projection's output (strided views, no copies), by pointers or, on Hopper GPUs,
-by tensor descriptors (the tensor memory accelerator), and writes (B, N, H, D), the
-layout the output projection reads.
+values.  It reads q, k and v straight from the ``qkv`` projection's output (strided
+views, no copies), by pointers or, on Hopper GPUs, by tensor descriptors (the tensor
+memory accelerator), and writes (B, N, H, D), the layout the output projection reads.
 
 Why a kernel of our own: the GPU default is to be as fast as the GPU allows (issue 11),
 and at the token counts of camera frames PyTorch's attention kernels leave most of an
@@ -48,8 +47,10 @@ the default at 1024x1024) and the row sums of the softmax by the tensor cores (a
 with ones; 5 % faster at (4, 577), about 0.6 % of batch 4 at 384x384, 46 % slower at
 (1, 1201), within 1 % at 4097 tokens).  Session 29: the keys after the last whole block
 in a step of 16 (4097 and 577 tokens with 64 keys per step) or 64 keys (1201 tokens with
-128) instead of a whole block: 5.6 % faster at (1, 1201), 5.2 % at (4, 577), 1.0 % at
-(1, 4097), no change at (1, 577) and (4, 1201), the same outputs; kept.  Launching the
+128) instead of a whole block: 5.5 % faster at (1, 1201), 5.2 % at (4, 577), 1.0 % at
+(1, 4097) (within the rounds' spread: 0.8 % at 4096 tokens, where the step is not taken),
++0.5 % at (1, 577) and -0.1 % at (4, 1201), where the step is as before; the same
+outputs; kept.  Launching the
 kernel with programmatic dependent launch (a grid-dependency wait before its first load)
 changed nothing in the default (0.0 to +0.5 %); not kept.  The tiling is chosen by
 :func:`tile_config` from these measurements.
@@ -227,8 +228,10 @@ def tail_block(tokens: int, block_n: int) -> int:
     """Return how many keys the masked last step takes: the rest after whole blocks.
 
     The smallest power of two of at least 16 that holds ``tokens % block_n`` keys (at most
-    ``block_n``): the one key past 4096 at 1024x1024 (4097 tokens) or past 576 at
-    384x384 costs a step of 16 keys instead of a whole block of 64 or 128.
+    ``block_n``): the one key past 4096 at 1024x1024 (4097 tokens, 64 keys per step) or
+    past 576 at 384x384 with 64 keys per step (four images) costs a step of 16 keys
+    instead of a whole block of 64; the 49 past 1152 at 480x640 (128 keys per step) a
+    step of 64.
     """
     rest = tokens % block_n
     return min(block_n, max(16, 1 << max(0, rest - 1).bit_length()))
@@ -300,10 +303,11 @@ def run_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             def descriptor(t, block):
                 return TensorDescriptor(t, list(t.shape), list(t.stride()), block)
 
+            keys = [descriptor(t, [1, 1, block_n, head_dim]) for t in (k, v)]
+            tails = keys if tail_n == block_n \
+                else [descriptor(t, [1, 1, tail_n, head_dim]) for t in (k, v)]
             _attention_kernel_tma[grid](
-                descriptor(q, [1, 1, block_m, head_dim]), descriptor(k, [1, 1, block_n, head_dim]),
-                descriptor(v, [1, 1, block_n, head_dim]), descriptor(k, [1, 1, tail_n, head_dim]),
-                descriptor(v, [1, 1, tail_n, head_dim]),
+                descriptor(q, [1, 1, block_m, head_dim]), *keys, *tails,
                 descriptor(out, [1, block_m, 1, head_dim]), scale, heads, tokens, **launch)
         else:
             _attention_kernel[grid](
