@@ -53,14 +53,15 @@ in a step of 16 (4097 and 577 tokens with 64 keys per step) or 64 keys (1201 tok
 outputs; kept.  Launching the kernel with programmatic dependent launch (a
 grid-dependency wait before its first load) changed nothing in the default (0.0 to
 +0.5 %); not kept.  Session 30: a FlashAttention-3-style kernel written in Gluon (a
-loader warp issuing TMA loads for two or three warpgroups of 64 queries each, the
+loader warp issuing TMA loads for one to three warpgroups of 64 queries each, the
 exponentials of one key block under the value product of the block before, the
-warpgroups optionally taking turns) gave the same outputs and was not faster: with three
-warpgroups and 128 keys per step 170.8-172.2 us at (1, 4097) against 171.0-173.0 for this
-kernel in the same rounds, slower at the other shapes but (1, 577) with one warpgroup per
-program (5 % faster).  At 4097 tokens both run at the H200's 700 W power limit, where time follows
-energy per call rather than overlap; not kept.  The tiling is chosen by
-:func:`tile_config` from these measurements.
+warpgroups optionally taking turns) had the same largest difference from float32
+attention and was not faster: with three warpgroups and 128 keys per step 170.8-172.2
+us at (1, 4097) against 171.0-173.0 for this kernel in the same rounds, slower at the
+other shapes but (1, 577) with one warpgroup per program (5 % faster).  At 4097 tokens
+both run at the H200's 700 W power limit, the Gluon kernel with more cycles per call at
+a higher clock; not kept.  The tiling is chosen by :func:`tile_config` from these
+measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so
 ``torch.compile`` keeps it as one opaque call (inside the backend's CUDA graph it is one

@@ -1,4 +1,4 @@
-"""Session 30 call 1: the Gluon FA3-style kernel (gfa.py) variants against the package's kernel.
+"""Session 30 calls 1 and 2: the Gluon FA3-style kernel (gfa.py) variants against the package's kernel.
 
 python g30.py VARIANT_JSON  -> one JSON line per shape on stdout (run by g30_run.py)
 """
