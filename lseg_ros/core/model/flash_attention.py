@@ -62,7 +62,7 @@ other shapes but (1, 577) with one warpgroup per program (5 % faster).  At 4097 
 both run at the H200's 700 W power limit, the Gluon kernel with more cycles per call at
 a higher clock; not kept.  Session 31: this kernel with FP8 (e4m3) products, both or the
 value product only, was 24-44 % slower at (1, 4097), slower at every other shape, and
-failed the fidelity gate (89.6-98.4 % agreement); not kept.  The tiling is chosen by
+failed the fidelity gate (lowest agreement 89.6-98.4 %); not kept.  The tiling is chosen by
 :func:`tile_config` from these measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so

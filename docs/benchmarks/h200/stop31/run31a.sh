@@ -1,5 +1,6 @@
 #!/bin/bash
-# Session 31, call 1: FP8 attention (f8k.py): kernels, the fidelity gate, end to end.
+# Session 31, call 1: FP8 attention (f8k.py): kernels and the fidelity gate (f8_run.py's
+# end-to-end part, `e2e`, was not run).
 echo "commit $(cat .device/commit) + .device probes"; date
 LSEG_ROS_WHEELS=.device/whl source scripts/gpu_env.sh >/dev/null 2>&1 || true
 export PYTHONPATH=$PWD
