@@ -36,33 +36,15 @@ ViT-L/16 default session 26's kernel saved 7.3 / 3.1 / 1.7 % at 480x640 / 384x38
 1024x1024 over PyTorch's SDPA (interleaved, one process), and this one's tilings at
 1201 and 4097 tokens 2.0 / 1.8 % more at 480x640 / 1024x1024.  No FlashAttention-3
 package is installed on that machine (and it has no internet), and FlexAttention
-(Triton too, in PyTorch) was slower at every size.  Tried in session 27 and not
-faster: warp specialisation of the key loop (within 0.5 %), half of the exponentials as
-a polynomial on the FMA units (15-25 % slower), 256-query tiles (48-61 % slower), the
-scores of the next key block issued before the softmax of this one (6-70 % slower).
-Tried in session 28 and not kept: the exponentials in float16 (PTX ``ex2.approx.f16x2``,
-which ptxas issues as one exponential instruction per value on the H200, as many as in
-float32; 4-10 % slower per block at (1, 1201), (4, 1201) and (1, 4097), 3.3 % slower in
-the default at 1024x1024) and the row sums of the softmax by the tensor cores (a product
-with ones; 5 % faster at (4, 577), about 0.6 % of batch 4 at 384x384, 46 % slower at
-(1, 1201), within 1 % at 4097 tokens).  Session 29: the keys after the last whole block
-in a step of 16 (4097 and 577 tokens with 64 keys per step) or 64 keys (1201 tokens with
-128) instead of a whole block: 5.5 % faster at (1, 1201), 5.2 % at (4, 577), 1.0 % at
-(1, 4097) (within the rounds' spread: 0.8 % at 4096 tokens, where the step is not taken),
-+0.5 % at (1, 577) and -0.1 % at (4, 1201), where the step is as before; the same
-outputs; kept.  Launching the kernel with programmatic dependent launch (a
-grid-dependency wait before its first load) changed nothing in the default (0.0 to
-+0.5 %); not kept.  Session 30: a FlashAttention-3-style kernel written in Gluon (a
-loader warp issuing TMA loads for one to three warpgroups of 64 queries each, the
-exponentials of one key block under the value product of the block before, the
-warpgroups optionally taking turns) had the same largest difference from float32
-attention and was not faster: with three warpgroups and 128 keys per step 170.8-172.2
-us at (1, 4097) against 171.0-173.0 for this kernel in the same rounds, slower at the
-other shapes but (1, 577) with one warpgroup per program (5 % faster).  At 4097 tokens
-both run at the H200's 700 W power limit, the Gluon kernel with more cycles per call at
-a higher clock; not kept.  Session 31: this kernel with FP8 (e4m3) products, both or the
-value product only, was 24-44 % slower at (1, 4097), slower at every other shape, and
-failed the fidelity gate (lowest agreement 89.6-98.4 %); not kept.  The tiling is chosen by
+(Triton too, in PyTorch) was slower at every size.  Tried on the H200 and not
+kept (the figures: docs/benchmarks.md, sessions 27-31): warp specialisation of the key
+loop, part of the exponentials as a polynomial or all in float16, 256-query tiles, the
+next block's scores issued early, the row sums by the tensor cores, programmatic
+dependent launch, a FlashAttention-3-style kernel in Gluon (as fast at 4097 tokens,
+where both run at the H200's 700 W power limit, slower at the other shapes but one)
+and FP8 products (24-44 % slower at 4097 tokens, and failing the fidelity gate).  Kept
+from session 29: the keys after the last whole block in one narrow step
+(:func:`tail_block`; 5.5 % faster at (1, 1201), 5.2 % at (4, 577)).  The tiling is chosen by
 :func:`tile_config` from these measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so
