@@ -70,7 +70,7 @@ PARAMS = (
           choices=('auto', 'fp32', 'fp16')),
     Param('compile', 'auto', 'torch on a GPU: compile the encoder with Inductor inside its '
           'CUDA graph. auto: the variants whose compiled model passes the fidelity gate, '
-          'today both (H200, 480x640: ViT-L/16 ~3.6 vs 4.14 ms, ResNet101 1.95 vs 2.81 ms, '
+          'today both (H200, 480x640: ViT-L/16 ~2.8 vs ~3.6 ms, ResNet101 ~2.0 vs ~2.8 ms, '
           'docs/benchmarks.md); on: every variant; off: none. Compiling costs about 25 s per '
           'input size and batch shape at the first start, about 6 s from the cache in '
           '~/.cache/lseg_ros/inductor.',

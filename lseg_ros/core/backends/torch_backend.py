@@ -15,27 +15,19 @@ captured into one CUDA graph per input shape (``torch.cuda.CUDAGraph`` into stat
 input/output buffers after a warm-up on a side stream), so a frame costs one graph launch.
 
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
-and upsampling) inside that graph is part of the default for both variants: on an H200 at
-480x640 ResNet101 1.95 instead of 2.81 ms (one run). The compiled ViT-L/16 default took
-2.90 / 1.995 / 10.35 ms at 480x640 / 384x384 / 1024x1024 (session 29, ``tools/latency.py``;
-2.87 / 1.92 / 10.49 ms in session 27; 2.87-2.88 / 1.92-1.96 / 10.94-11.00 ms in session
-28's interleaved comparisons; session 26, with the Triton attention: 2.96-2.98 / 1.94-1.97
-/ 11.05 ms, and 3.20 / 2.03 / 11.24 ms on PyTorch's SDPA in the same call; 3.18-3.23 /
-2.04-2.05 / 10.63 ms in session 25's, before the Triton attention); before issue 11's
-matrix-product levers (patch embedding, GELU epilogue, projections first, each 1.4-7.5 %
-faster than the default of the moment in one call; the reassemble stages 0.3-0.5 % in an
-interleaved comparison) 3.5-3.6 / 2.28-2.31 / 11.8-11.9 ms in other calls. The levers also
-apply uncompiled (``compile: off``: 3.64 / 2.35 / 12.16 ms in session 27; 3.88 / 2.47 /
-12.40 ms before the Triton attention), which passes the gate too (docs/benchmarks.md). Both
-compiled defaults pass the gate over 20 frames at the three sizes (tools/fidelity.py: per
-image cosine, relative L2 and label agreement, per size the set's mIoU over the labels on
-100 or more pixels). ViT-L/16 was left uncompiled while the gate was one frame's mIoU over
-every label, which a single near-tie pixel decided (docs/benchmarks.md, "The fidelity gate
-over 20 frames").
-Compilation costs about 25 s per input shape the first time on an H200 and about 6 s from
-Inductor's on-disk cache, which is kept in ``<lseg_ros cache>/inductor`` unless
-``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor cannot compile here (no Triton, no C
-compiler) the backend warns once and runs the same model without compiling.
+and upsampling) inside that graph is part of the default for both variants.  On an H200
+(issue 11's closing run, ``tools/latency.py``) the compiled ViT-L/16 default took 2.83 /
+1.92 / 10.30 ms at 480x640 / 384x384 / 1024x1024, and ResNet101 1.97 ms at 480x640 (2.81
+uncompiled).  The levers also apply uncompiled (``compile: off``: 3.64 / 2.35 / 12.16 ms),
+which passed the gate too (before the Triton attention).  Both compiled defaults pass the
+gate over 20 frames at the three sizes (tools/fidelity.py: per image cosine, relative L2
+and label agreement, per size the set's mIoU over the labels on 100 or more pixels).
+Each lever's gain on its own, earlier runs, and why ViT-L/16 was once left uncompiled:
+docs/benchmarks.md.  Compilation costs about 25 s per input shape the first time on an
+H200 and about 6 s from Inductor's on-disk cache, which is kept in
+``<lseg_ros cache>/inductor`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set.  When Inductor
+cannot compile here (no Triton, no C compiler) the backend warns once and runs the same
+model without compiling.
 
 The returned features of a graph live in one output buffer per input size, shared by the
 batch sizes of that size (the largest batch captured first sets its size: warm up the
