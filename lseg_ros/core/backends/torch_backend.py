@@ -17,9 +17,10 @@ input/output buffers after a warm-up on a side stream), so a frame costs one gra
 Inductor (``torch.compile``, mode ``default``: fused element-wise kernels, layout changes
 and upsampling) inside that graph is part of the default for both variants.  On an H200
 (issue 11's closing run, ``tools/latency.py``) the compiled ViT-L/16 default took 2.83 /
-1.92 / 10.30 ms at 480x640 / 384x384 / 1024x1024, and ResNet101 1.97 ms at 480x640 (2.81
-uncompiled).  The levers also apply uncompiled (``compile: off``: 3.64 / 2.35 / 12.16 ms),
-which passed the gate too (before the Triton attention).  Both compiled defaults pass the
+1.92 / 10.30 ms at 480x640 / 384x384 / 1024x1024, and ResNet101 1.97 ms at 480x640
+(2.81-2.83 uncompiled, 2026-12-01).  The levers also apply uncompiled (``compile: off``:
+3.64 / 2.35 / 12.16 ms, session 27), which passed the gate too (before the Triton
+attention).  Both compiled defaults pass the
 gate over 20 frames at the three sizes (tools/fidelity.py: per image cosine, relative L2
 and label agreement, per size the set's mIoU over the labels on 100 or more pixels).
 Each lever's gain on its own, earlier runs, and why ViT-L/16 was once left uncompiled:
