@@ -20,9 +20,9 @@ and upsampling) inside that graph is part of the default for both variants.  On 
 1.92 / 10.30 ms at 480x640 / 384x384 / 1024x1024, and ResNet101 1.97 ms at 480x640
 (2.81-2.83 uncompiled, 2026-12-01).  The levers also apply uncompiled (``compile: off``:
 3.64 / 2.35 / 12.16 ms, session 27), which passed the gate too (before the Triton
-attention).  Both compiled defaults pass the
-gate over 20 frames at the three sizes (tools/fidelity.py: per image cosine, relative L2
-and label agreement, per size the set's mIoU over the labels on 100 or more pixels).
+attention).  Both compiled defaults pass the gate over 20 frames at the three sizes
+(tools/fidelity.py: per image cosine, relative L2 and label agreement, per size the set's
+mIoU over the labels on 100 or more pixels).
 Each lever's gain on its own, earlier runs, and why ViT-L/16 was once left uncompiled:
 docs/benchmarks.md.  Compilation costs about 25 s per input shape the first time on an
 H200 and about 6 s from Inductor's on-disk cache, which is kept in

@@ -44,8 +44,8 @@ dependent launch, a FlashAttention-3-style kernel in Gluon (as fast at 4097 toke
 where both run at the H200's 700 W power limit, slower at the other shapes but one)
 and FP8 products (24-44 % slower at 4097 tokens, and failing the fidelity gate).  Kept
 from session 29: the keys after the last whole block in one narrow step
-(:func:`tail_block`; 5.5 % faster at (1, 1201), 5.2 % at (4, 577)).  The tiling is chosen by
-:func:`tile_config` from these measurements.
+(:func:`tail_block`; 5.5 % faster at (1, 1201), 5.2 % at (4, 577)).  The tiling is chosen
+by :func:`tile_config` from these measurements.
 
 The kernel is registered as the custom operator ``lseg_ros::flash_attention``, so
 ``torch.compile`` keeps it as one opaque call (inside the backend's CUDA graph it is one
